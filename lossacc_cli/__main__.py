@@ -1,0 +1,3 @@
+from lossacc_cli.cli.app import main
+
+main()

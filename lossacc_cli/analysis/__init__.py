@@ -1,0 +1,1 @@
+"""Across epochs: loading a run, overview, change decomposition, dynamics and diagnosis."""

@@ -1,0 +1,54 @@
+"""The across-epoch overview of `analyze`: which epochs diverge, which are best by each measure."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from lossacc_cli.metrics.summary import EpochSummary
+
+LOSS_TOLERANCE = 1e-9
+"""Loss differences below this (nats) are ties, not rises: float noise must not mark an epoch."""
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Epoch-level facts, each an epoch number (or a tuple of them).
+
+    ``diverging`` are the epochs whose mean loss is above the minimum while accuracy is at or above
+    the accuracy of the lowest-loss epoch: the loss-up/accuracy-up puzzle. ``above_baseline`` are
+    the epochs whose mean loss exceeds the chance baseline H(prior).
+    """
+
+    best_loss_epoch: int
+    best_accuracy_epoch: int
+    best_recalibrated_epoch: int | None
+    diverging: tuple[int, ...]
+    above_baseline: tuple[int, ...]
+
+
+def _argbest(summaries: list[EpochSummary], key, *, maximize: bool = False) -> EpochSummary:
+    # First epoch wins ties, so the answer does not depend on float noise in later epochs.
+    sign = -1.0 if maximize else 1.0
+    return min(summaries, key=lambda s: (sign * key(s), s.epoch))
+
+
+def overview(summaries: list[EpochSummary]) -> Overview:
+    """Compute the overview; ``summaries`` sorted by epoch, at least one."""
+    best = _argbest(summaries, lambda s: s.loss)
+    best_acc = _argbest(summaries, lambda s: s.accuracy, maximize=True)
+    recal = [s for s in summaries if not math.isnan(s.recalibrated_loss)]
+    best_recal = _argbest(recal, lambda s: s.recalibrated_loss).epoch if recal else None
+    diverging = tuple(
+        s.epoch
+        for s in summaries
+        if s.loss > best.loss + LOSS_TOLERANCE and s.accuracy >= best.accuracy
+    )
+    above = tuple(s.epoch for s in summaries if s.loss > s.baseline_loss)
+    return Overview(
+        best_loss_epoch=best.epoch,
+        best_accuracy_epoch=best_acc.epoch,
+        best_recalibrated_epoch=best_recal,
+        diverging=diverging,
+        above_baseline=above,
+    )

@@ -1,0 +1,1 @@
+"""Command-line interface (Typer): thin; parses, calls, renders, sets the exit code."""

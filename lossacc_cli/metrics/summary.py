@@ -1,0 +1,178 @@
+"""Per-epoch summary: loss, accuracy, loss distribution, chance baseline, calibration, temperature."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossacc_cli.metrics.calibration import (
+    classwise_calibration_error,
+    classwise_from_binary,
+    reliability_table,
+)
+from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats
+from lossacc_cli.metrics.temperature import TemperatureFit, fit_temperature
+from lossacc_cli.readers.model import EpochData
+
+TOP_SHARE_FRACTION = 0.01
+"""The "top 1%" of samples: ceil(0.01 N), at least one sample."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What always predicting the class prior would score.
+
+    ``loss`` is H(prior) = -sum_k pi_k ln pi_k in nats (ln K when balanced); ``accuracy`` is
+    max_k pi_k (always predicting the majority class).
+    """
+
+    loss: float
+    accuracy: float
+
+
+def class_prior(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Label frequencies pi_k, shape (K,), summing to 1."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return counts / counts.sum()
+
+
+def chance_baseline(prior: np.ndarray) -> Baseline:
+    """Baseline loss H(prior) (0 ln 0 = 0) and chance accuracy max(prior).
+
+    >>> b = chance_baseline(np.array([0.5, 0.5]))
+    >>> round(b.loss, 4), b.accuracy       # ln 2
+    (0.6931, 0.5)
+    """
+    p = np.asarray(prior, dtype=np.float64)
+    nz = p[p > 0]
+    return Baseline(loss=float(-(nz * np.log(nz)).sum()), accuracy=float(p.max()))
+
+
+def top_share(loss: np.ndarray, fraction: float = TOP_SHARE_FRACTION) -> float:
+    """Share of the total loss carried by the ceil(fraction * N) highest-loss samples; NaN if total is 0."""
+    n = loss.shape[0]
+    k = max(1, math.ceil(fraction * n))
+    total = float(loss.sum())
+    if total <= 0:
+        return float("nan")
+    top = np.partition(loss, n - k)[n - k :]
+    return float(top.sum() / total)
+
+
+@dataclass(frozen=True)
+class EpochSummary:
+    """Every per-epoch number of the analyze table. Losses in nats; NaN where unavailable.
+
+    ``temperature``/``recalibrated_loss``/``classwise_ece`` are NaN for the compact per-sample form
+    (no scores to rescale). ``information_gain`` = 1 - loss / baseline_loss (< 0: worse than the
+    prior on average).
+    """
+
+    epoch: int
+    n_samples: int
+    n_classes: int
+    loss: float
+    accuracy: float
+    loss_p50: float
+    loss_p90: float
+    loss_p99: float
+    loss_max: float
+    top1pct_share: float
+    baseline_loss: float
+    chance_accuracy: float
+    information_gain: float
+    ece: float
+    adaptive_ece: float
+    mce: float
+    classwise_ece: float
+    overconfidence_gap: float
+    mean_confidence: float
+    temperature: float
+    temperature_at_bound: bool
+    recalibrated_loss: float
+    n_clipped: int
+
+    @property
+    def calibration_loss(self) -> float:
+        """The part of the loss that temperature scaling removes: L - L(T*)."""
+        return self.loss - self.recalibrated_loss
+
+
+def _temperature_logits(data: EpochData) -> np.ndarray | None:
+    if data.kind == "logits":
+        return data.scores
+    if data.kind == "probs":
+        return np.log(np.maximum(np.asarray(data.scores, dtype=np.float64), PROB_FLOOR))
+    if data.kind == "logit":
+        s = np.asarray(data.scores, dtype=np.float64)
+        return np.column_stack([np.zeros_like(s), s])
+    if data.kind == "prob":
+        p = np.asarray(data.scores, dtype=np.float64)
+        return np.log(np.maximum(np.column_stack([1.0 - p, p]), PROB_FLOOR))
+    return None
+
+
+def _classwise_ece(data: EpochData) -> float:
+    if data.kind == "probs":
+        return classwise_calibration_error(data.labels, data.scores)
+    if data.kind == "logits":
+        step = max(1, (1 << 16) // data.n_classes)
+        probs = np.empty(data.scores.shape, dtype=np.float64)
+        for start in range(0, data.n_samples, step):
+            z = np.asarray(data.scores[start : start + step], dtype=np.float64)
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            probs[start : start + step] = e / e.sum(axis=1, keepdims=True)
+        return classwise_calibration_error(data.labels, probs)
+    if data.kind == "logit":
+        s = np.asarray(data.scores, dtype=np.float64)
+        return classwise_from_binary(data.labels, 0.5 * (1.0 + np.tanh(0.5 * s)))
+    if data.kind == "prob":
+        return classwise_from_binary(data.labels, data.scores)
+    return float("nan")
+
+
+def summarize_epoch(
+    data: EpochData, stats: SampleStats, *, prior: np.ndarray | None = None
+) -> EpochSummary:
+    """Summarise one epoch; ``prior`` defaults to the label frequencies of this epoch's samples."""
+    loss = stats.loss
+    prior = class_prior(data.labels, data.n_classes) if prior is None else prior
+    base = chance_baseline(prior)
+    accuracy = float(stats.correct.mean())
+    mean_loss = float(loss.mean())
+    q50, q90, q99 = np.quantile(loss, [0.5, 0.9, 0.99])
+    width = reliability_table(stats.confidence, stats.correct)
+    mass = reliability_table(stats.confidence, stats.correct, strategy="quantile")
+    mean_conf = float(stats.confidence.mean())
+    logits = _temperature_logits(data)
+    if logits is None:
+        fit = TemperatureFit(float("nan"), mean_loss, float("nan"), False)
+    else:
+        fit = fit_temperature(data.labels, logits)
+    return EpochSummary(
+        epoch=data.epoch,
+        n_samples=data.n_samples,
+        n_classes=data.n_classes,
+        loss=mean_loss,
+        accuracy=accuracy,
+        loss_p50=float(q50),
+        loss_p90=float(q90),
+        loss_p99=float(q99),
+        loss_max=float(loss.max()),
+        top1pct_share=top_share(loss),
+        baseline_loss=base.loss,
+        chance_accuracy=base.accuracy,
+        information_gain=1.0 - mean_loss / base.loss if base.loss > 0 else float("nan"),
+        ece=width.ece(),
+        adaptive_ece=mass.ece(),
+        mce=width.mce(),
+        classwise_ece=_classwise_ece(data),
+        overconfidence_gap=mean_conf - accuracy,
+        mean_confidence=mean_conf,
+        temperature=fit.temperature,
+        temperature_at_bound=fit.at_bound,
+        recalibrated_loss=fit.recalibrated_loss,
+        n_clipped=stats.n_clipped,
+    )

@@ -1,0 +1,1 @@
+"""Results -> rich renderables and JSON-ready dicts. Returned, never printed."""

@@ -1,0 +1,288 @@
+"""Metrics against hand-computed values (arithmetic in comments) and an independent NumPy reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lossacc_cli.metrics.calibration import (
+    classwise_calibration_error,
+    expected_calibration_error,
+    reliability_table,
+)
+from lossacc_cli.metrics.per_sample import (
+    MAX_PROB_LOSS,
+    from_binary_logit,
+    from_binary_prob,
+    from_logits,
+    from_probs,
+    sample_stats,
+)
+from lossacc_cli.metrics.summary import chance_baseline, class_prior, summarize_epoch, top_share
+from lossacc_cli.metrics.temperature import T_MIN, fit_temperature
+from tests.helpers import epoch
+from tests.reference import ce_from_logits, classwise_ece_loop, ece_loop, softmax64, temperature_grid
+
+# ---------------------------------------------------------------- hand-computed values
+
+
+def test_loss_of_two_softmax_rows():
+    # -ln 0.9 = 0.1053605, -ln 0.6 = 0.5108256
+    probs = np.array([[0.9, 0.1], [0.6, 0.4]])
+    s = from_probs(np.array([0, 0]), probs)
+    assert s.loss == pytest.approx([0.1053605157, 0.5108256238], abs=1e-9)
+    # the same rows as logits (ln p) give the same losses
+    s2 = from_logits(np.array([0, 0]), np.log(probs))
+    assert s2.loss == pytest.approx([0.1053605157, 0.5108256238], abs=1e-9)
+    assert s2.confidence == pytest.approx([0.9, 0.6])
+
+
+def test_five_point_binary_logit():
+    # s = [2, -1, 0, 3, -2], y = [1, 0, 1, 0, 1]
+    # y=1: softplus(-s); y=0: softplus(s)
+    # ln(1+e^-2)=0.126928, ln(1+e^-1)=0.313262, ln 2=0.693147, ln(1+e^3)=3.048587, ln(1+e^2)=2.126928
+    s = np.array([2.0, -1.0, 0.0, 3.0, -2.0])
+    y = np.array([1, 0, 1, 0, 1])
+    st = from_binary_logit(y, s)
+    assert st.loss == pytest.approx([0.126928, 0.313262, 0.693147, 3.048587, 2.126928], abs=1e-6)
+    assert st.loss.mean() == pytest.approx(1.2617704, abs=1e-6)  # 6.308852 / 5
+    assert st.pred.tolist() == [1, 0, 1, 1, 0]  # s >= 0 is class 1 (s = 0 -> 1)
+    assert st.correct.mean() == pytest.approx(0.6)
+    # margin z[y] - z[other] with z = [0, s]: [2, 1, 0, -3, -2]
+    assert st.margin.tolist() == [2.0, 1.0, 0.0, -3.0, -2.0]
+
+
+def test_binary_prob_matches_binary_logit():
+    s = np.array([2.0, -1.0, 0.0, 3.0, -2.0])
+    y = np.array([1, 0, 1, 0, 1])
+    p = 1 / (1 + np.exp(-s))
+    a, b = from_binary_logit(y, s), from_binary_prob(y, p)
+    assert a.loss == pytest.approx(b.loss, abs=1e-12)
+    assert a.confidence == pytest.approx(b.confidence, abs=1e-12)
+    assert a.pred.tolist() == b.pred.tolist()
+
+
+def test_imbalanced_prior_entropy_differs_from_ln_k():
+    # prior [0.7, 0.2, 0.1]: H = 0.7*0.356675 + 0.2*1.609438 + 0.1*2.302585 = 0.801819; ln 3 = 1.098612
+    labels = np.array([0] * 7 + [1] * 2 + [2])
+    prior = class_prior(labels, 3)
+    assert prior.tolist() == pytest.approx([0.7, 0.2, 0.1])
+    b = chance_baseline(prior)
+    assert b.loss == pytest.approx(0.801819, abs=1e-6)
+    assert b.accuracy == pytest.approx(0.7)
+    assert chance_baseline(np.full(4, 0.25)).loss == pytest.approx(math.log(4))
+
+
+def test_prior_with_an_absent_class_uses_zero_log_zero():
+    # prior [0.5, 0, 0.5]: H = ln 2
+    b = chance_baseline(class_prior(np.array([0, 2]), 3))
+    assert b.loss == pytest.approx(math.log(2))
+
+
+def test_ece_hand_computed():
+    # conf 0.9 (bin 13) x2, both right: gap 0.1; conf 0.6 x2, one right: acc 0.5 gap 0.1.
+    # ECE = 0.5*0.1 + 0.5*0.1 = 0.1; MCE = 0.1
+    conf = np.array([0.9, 0.9, 0.6, 0.6])
+    correct = np.array([True, True, True, False])
+    assert expected_calibration_error(conf, correct) == pytest.approx(0.1)
+    assert reliability_table(conf, correct).mce() == pytest.approx(0.1)
+
+
+def test_confidence_of_exactly_one_is_in_the_last_bin():
+    table = reliability_table(np.array([1.0, 1.0, 0.5]), np.array([True, False, True]))
+    assert table.count[-1] == 2
+    assert table.count.sum() == 3
+    # last bin: conf 1.0, acc 0.5, gap 0.5, weight 2/3; bin 7 (0.4667 <= 0.5): gap 0.5, weight 1/3
+    assert table.ece() == pytest.approx(0.5)
+
+
+def test_adaptive_ece_hand_computed():
+    # sorted conf [.6 .7 | .8 .9], correct by conf: .6->1 .7->1 | .8->0 .9->1
+    # bin 0: conf .65 acc 1 gap .35; bin 1: conf .85 acc .5 gap .35 -> ECE .35
+    conf = np.array([0.9, 0.8, 0.7, 0.6])
+    correct = np.array([1, 0, 1, 1], dtype=bool)
+    t = reliability_table(conf, correct, n_bins=2, strategy="quantile")
+    assert t.count.tolist() == [2, 2]
+    assert t.ece() == pytest.approx(0.35)
+
+
+def test_classwise_ece_hand_computed():
+    # class 0: p = [.75, .25], both labelled 0: 1/2|1-.75| + 1/2|1-.25| = .5
+    # class 1: p = [.25, .75], none labelled 1: 1/2*.25 + 1/2*.75 = .5  -> mean .5
+    probs = np.array([[0.75, 0.25], [0.25, 0.75]])
+    assert classwise_calibration_error(np.array([0, 0]), probs) == pytest.approx(0.5)
+
+
+def test_top_share_and_quantiles_by_hand():
+    # 100 samples: 99 with loss 1 and one with loss 10: top 1% = 1 sample -> 10 / 109
+    loss = np.ones(100)
+    loss[37] = 10.0
+    assert top_share(loss) == pytest.approx(10 / 109)
+    # 150 samples: ceil(1.5) = 2 samples in the top 1%
+    loss = np.ones(150)
+    loss[:2] = 5.0
+    assert top_share(loss) == pytest.approx(10 / 158)
+    assert math.isnan(top_share(np.zeros(5)))
+
+
+def test_summary_of_a_tiny_epoch_by_hand():
+    # labels [0, 1, 1], probs rows: [.8 .2], [.3 .7], [.6 .4]
+    # losses: -ln .8 = .223144, -ln .7 = .356675, -ln .4 = .916291; mean .498703
+    # preds [0, 1, 0]; acc 2/3; conf [.8, .7, .6], mean .7; gap .7 - .6667 = .0333
+    probs = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    s = summarize_epoch(e := epoch(probs, [0, 1, 1], kind="probs"), sample_stats(e))
+    assert s.loss == pytest.approx(0.498703, abs=1e-6)
+    assert s.accuracy == pytest.approx(2 / 3)
+    assert s.loss_p50 == pytest.approx(0.356675, abs=1e-6)
+    assert s.loss_max == pytest.approx(0.916291, abs=1e-6)
+    assert s.overconfidence_gap == pytest.approx(0.7 - 2 / 3)
+    # prior [1/3, 2/3]: H = 1/3 ln 3 + 2/3 ln 1.5 = .366204 + .270310 = .636514
+    assert s.baseline_loss == pytest.approx(0.636514, abs=1e-6)
+    assert s.information_gain == pytest.approx(1 - 0.498703 / 0.636514, abs=1e-5)
+    assert s.chance_accuracy == pytest.approx(2 / 3)
+
+
+def test_loss_above_baseline_gives_negative_information_gain():
+    # balanced binary, every sample gets p[label] = 0.4: loss -ln .4 = .9163 > ln 2 = .6931
+    probs = np.array([[0.4, 0.6], [0.6, 0.4]])
+    e = epoch(probs, [0, 1], kind="probs")
+    s = summarize_epoch(e, sample_stats(e))
+    assert s.loss > s.baseline_loss
+    assert s.information_gain == pytest.approx(1 - 0.916291 / 0.693147, abs=1e-5)
+
+
+# ---------------------------------------------------------------- edge cases
+
+
+def test_zero_probability_is_clipped_at_float64_eps_whatever_the_dtype():
+    for dtype in (np.float16, np.float32, np.float64):
+        probs = np.array([[1.0, 0.0], [0.5, 0.5]], dtype=dtype)
+        s = from_probs(np.array([1, 0]), probs)
+        assert s.loss[0] == pytest.approx(-math.log(2.220446049250313e-16))
+        assert s.loss[0] == pytest.approx(36.0437, abs=1e-4)
+        assert s.loss[0] == MAX_PROB_LOSS
+        assert s.n_clipped == 1 and s.clipped.tolist() == [True, False]
+
+
+def test_ties_predict_the_first_index():
+    s = from_logits(np.array([1, 0]), np.array([[1.0, 1.0, 0.0], [2.0, 5.0, 5.0]]))
+    assert s.pred.tolist() == [0, 1]
+    assert s.correct.tolist() == [False, False]
+    assert s.margin.tolist() == [0.0, -3.0]
+    p = from_probs(np.array([1]), np.array([[0.4, 0.4, 0.2]]))
+    assert p.pred.tolist() == [0]
+
+
+def test_single_sample_and_all_correct_epoch():
+    e = epoch(np.array([[3.0, 0.0, 0.0]]), [0])
+    s = summarize_epoch(e, sample_stats(e))
+    assert s.n_samples == 1 and s.accuracy == 1.0
+    expected = math.log(1 + 2 * math.exp(-3))  # = 0.094847
+    assert s.loss == pytest.approx(expected)
+    assert s.loss_p50 == s.loss_p99 == s.loss_max == pytest.approx(expected)
+    assert s.top1pct_share == pytest.approx(1.0)
+    # all correct with positive margins: loss keeps falling as T -> 0, so T* sits at the lower bound
+    assert s.temperature == T_MIN and s.temperature_at_bound
+    assert s.recalibrated_loss <= s.loss
+
+
+def test_k2_via_one_logit_equals_two_logits():
+    rng = np.random.default_rng(3)
+    s = rng.normal(size=200) * 3
+    y = rng.integers(0, 2, 200)
+    one = from_binary_logit(y, s)
+    two = from_logits(y, np.column_stack([np.zeros_like(s), s]))
+    assert one.loss == pytest.approx(two.loss, abs=1e-12)
+    assert one.pred.tolist() == two.pred.tolist()
+    assert one.confidence == pytest.approx(two.confidence, abs=1e-12)
+    assert one.margin == pytest.approx(two.margin, abs=1e-12)
+    a = summarize_epoch(e1 := epoch(s, y, kind="logit"), sample_stats(e1))
+    b = summarize_epoch(e2 := epoch(np.column_stack([np.zeros_like(s), s]), y), sample_stats(e2))
+    for field in ("loss", "ece", "adaptive_ece", "classwise_ece", "temperature", "recalibrated_loss"):
+        assert getattr(a, field) == pytest.approx(getattr(b, field), rel=1e-9), field
+
+
+def test_extreme_logits_do_not_overflow():
+    z = np.array([[1000.0, -1000.0], [-1000.0, 1000.0]])
+    s = from_logits(np.array([0, 0]), z)
+    assert s.loss == pytest.approx([0.0, 2000.0])
+    assert np.isfinite(s.loss).all()
+    b = from_binary_logit(np.array([1, 0]), np.array([-800.0, -800.0]))
+    assert b.loss == pytest.approx([800.0, 0.0])
+
+
+# ---------------------------------------------------------------- cross-checks on random data
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("n,k", [(1, 3), (257, 2), (3000, 10), (400, 1000)])
+def test_logit_path_matches_reference(dtype, n, k):
+    rng = np.random.default_rng(n * 7 + k)
+    logits = (rng.normal(size=(n, k)) * 4).astype(dtype)
+    labels = rng.integers(0, k, n)
+    ref_loss, ref_p = ce_from_logits(labels, logits)
+    s = from_logits(labels, logits)
+    np.testing.assert_allclose(s.loss, ref_loss, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(s.pred, np.asarray(logits, np.float64).argmax(axis=1))
+    np.testing.assert_allclose(s.confidence, ref_p.max(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(s.true_prob, ref_p[np.arange(n), labels], rtol=1e-9, atol=1e-300)
+    e = epoch(logits, labels)
+    summary = summarize_epoch(e, s)
+    ece, mce = ece_loop(ref_p.max(axis=1), ref_p.argmax(axis=1) == labels)
+    assert summary.ece == pytest.approx(ece, abs=1e-12)
+    assert summary.mce == pytest.approx(mce, abs=1e-12)
+    assert summary.classwise_ece == pytest.approx(classwise_ece_loop(labels, ref_p), abs=1e-9)
+    assert summary.loss == pytest.approx(ref_loss.mean(), rel=1e-12)
+    assert summary.loss_p99 == pytest.approx(np.percentile(ref_loss, 99), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_prob_path_matches_reference(dtype):
+    rng = np.random.default_rng(11)
+    p = softmax64(rng.normal(size=(500, 7)) * 3).astype(dtype)
+    y = rng.integers(0, 7, 500)
+    s = from_probs(y, p)
+    p64 = p.astype(np.float64)
+    ref = -np.log(np.maximum(p64[np.arange(500), y], np.finfo(np.float64).eps))
+    np.testing.assert_allclose(s.loss, ref, rtol=1e-13)
+    e = epoch(p, y, kind="probs")
+    summary = summarize_epoch(e, s)
+    assert summary.classwise_ece == pytest.approx(classwise_ece_loop(y, p64), abs=1e-9)
+    assert summary.ece == pytest.approx(ece_loop(p64.max(1), p64.argmax(1) == y)[0], abs=1e-12)
+
+
+@pytest.mark.parametrize("scale", [0.3, 1.0, 5.0])
+def test_temperature_matches_brute_force_grid(scale):
+    rng = np.random.default_rng(int(scale * 10))
+    logits = rng.normal(size=(600, 5)) * scale
+    labels = np.where(rng.random(600) < 0.6, logits.argmax(1), rng.integers(0, 5, 600))
+    fit = fit_temperature(labels, logits)
+    t_ref, l_ref = temperature_grid(labels, logits)
+    assert fit.temperature == pytest.approx(t_ref, rel=1e-4)
+    assert fit.recalibrated_loss == pytest.approx(l_ref, abs=1e-9)
+    assert fit.recalibrated_loss <= fit.loss
+    assert fit.loss == pytest.approx(ce_from_logits(labels, logits)[0].mean(), rel=1e-12)
+
+
+def test_temperature_of_a_calibrated_model_is_one():
+    # Labels drawn from the model's own softmax: the model is calibrated, so T* ~ 1.
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(40000, 4)) * 2
+    p = softmax64(logits)
+    labels = (p.cumsum(1) > rng.random((40000, 1))).argmax(1)
+    assert fit_temperature(labels, logits).temperature == pytest.approx(1.0, abs=0.05)
+
+
+def test_temperature_from_float16_probabilities():
+    rng = np.random.default_rng(9)
+    logits = rng.normal(size=(300, 6)) * 6
+    labels = rng.integers(0, 6, 300)
+    probs = softmax64(logits).astype(np.float16)
+    e = epoch(probs, labels, kind="probs")
+    s = summarize_epoch(e, sample_stats(e))
+    z = np.log(np.maximum(probs.astype(np.float64), np.finfo(np.float64).eps))
+    t_ref, l_ref = temperature_grid(labels, z)
+    assert s.temperature == pytest.approx(t_ref, rel=1e-4)
+    assert s.recalibrated_loss == pytest.approx(l_ref, abs=1e-9)
