@@ -15,8 +15,9 @@ LOSS_TOLERANCE = 1e-9
 class Overview:
     """Epoch-level facts, each an epoch number (or a tuple of them).
 
-    ``diverging`` are the epochs whose mean loss is above the minimum while accuracy is at or above
-    the accuracy of the lowest-loss epoch: the loss-up/accuracy-up puzzle. ``above_baseline`` are
+    ``diverging`` are the epochs after the lowest-loss epoch whose mean loss is above that minimum
+    while accuracy is at or above its value there: the loss-up/accuracy-up puzzle. (Earlier epochs
+    with a higher loss are the loss coming down, not rising, so they are not marked.) ``above_baseline`` are
     the epochs whose mean loss exceeds the chance baseline H(prior).
     """
 
@@ -42,7 +43,9 @@ def overview(summaries: list[EpochSummary]) -> Overview:
     diverging = tuple(
         s.epoch
         for s in summaries
-        if s.loss > best.loss + LOSS_TOLERANCE and s.accuracy >= best.accuracy
+        if s.epoch > best.epoch
+        and s.loss > best.loss + LOSS_TOLERANCE
+        and s.accuracy >= best.accuracy
     )
     above = tuple(s.epoch for s in summaries if s.loss > s.baseline_loss)
     return Overview(

@@ -6,7 +6,7 @@ Only one epoch's score matrix is alive at a time; what crosses epochs is per-sam
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +15,8 @@ import pandas as pd
 from lossacc_cli.errors import InputError, UsageError, format_ids
 from lossacc_cli.metrics.per_sample import SampleStats, sample_stats
 from lossacc_cli.metrics.summary import EpochSummary, summarize_epoch
-from lossacc_cli.readers import EpochSource, ReadOptions, discover, read_epoch
-from lossacc_cli.readers.model import EpochData
+from lossacc_cli.readers import discover, read_epoch
+from lossacc_cli.readers.model import EpochData, EpochSource, ReadOptions
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,15 +140,29 @@ def load_sources(
     notes: tuple[str, ...] = (),
     on_epoch: Callable[[int, int], None] | None = None,
 ) -> Run:
+    """Read the given epochs one at a time and build the run."""
+    total = len(sources)
+
+    def epochs():
+        for done, source in enumerate(sources, start=1):
+            yield read_epoch(source, options)
+            if on_epoch is not None:
+                on_epoch(done, total)
+
+    return build_run(path, epochs(), notes=notes)
+
+
+def build_run(path: str, epochs: Iterable[EpochData], *, notes: tuple[str, ...] = ()) -> Run:
+    """Reduce each epoch as it arrives (its score matrix is dropped before the next one is read)."""
     notes = list(notes)
     table = _IdTable()
     records: list[EpochRecord] = []
     n_classes = None
     class_names = None
-    row_ids_warned = False
     first_n = None
-    for done, source in enumerate(sources, start=1):
-        data = read_epoch(source, options)
+    first_source = None
+    row_ids_seen = False
+    for data in epochs:
         if n_classes is None:
             n_classes, first_source = data.n_classes, data.source
         elif data.n_classes != n_classes and data.kind != "stats":
@@ -162,15 +176,10 @@ def load_sources(
             if first_n is not None and data.n_samples != first_n:
                 raise InputError(
                     f"{data.source}: field 'sample_id': no id column and {data.n_samples} rows "
-                    f"where earlier epochs have {first_n}; rows cannot be aligned across epochs "
+                    f"where {first_source} has {first_n}; rows cannot be aligned across epochs "
                     "without ids"
                 )
-            if not row_ids_warned and len(sources) > 1:
-                notes.append(
-                    "no sample id column: row positions are used as ids, so rows must be in "
-                    "the same order in every epoch"
-                )
-                row_ids_warned = True
+            row_ids_seen = True
         first_n = data.n_samples if first_n is None else first_n
         notes.extend(data.notes)
         summary, stats = reduce_epoch(data)
@@ -188,8 +197,14 @@ def load_sources(
             )
         )
         del data  # release the score matrix before the next epoch is read
-        if on_epoch is not None:
-            on_epoch(done, len(sources))
+    if not records:
+        raise InputError(f"{path}: no epochs found")
+    records.sort(key=lambda r: r.epoch)
+    if row_ids_seen and len(records) > 1:
+        notes.append(
+            "no sample id column: row positions are used as ids, so rows must be in "
+            "the same order in every epoch"
+        )
     ids = table.index.to_numpy()
     missing = _missing_note(records, len(ids))
     if missing:

@@ -13,7 +13,9 @@ from lossacc_cli.analysis.run import Run, load_run
 from lossacc_cli.cli.common import (
     ClassNamesOpt,
     DebugOpt,
+    EpochOpt,
     Format,
+    FromOpt,
     FormatOpt,
     IdColOpt,
     LabelColOpt,
@@ -22,6 +24,7 @@ from lossacc_cli.cli.common import (
     RenormOpt,
     ScoresOpt,
     SplitOpt,
+    ToOpt,
     TopOpt,
     cli_errors,
     load_class_names,
@@ -30,7 +33,17 @@ from lossacc_cli.cli.common import (
 )
 from lossacc_cli.cli.output import emit, is_plain, stderr_console, stdout_console
 from lossacc_cli.errors import UsageError
+from lossacc_cli.analysis.compare import compare_epochs
+from lossacc_cli.analysis.dynamics import suspected_label_errors, training_dynamics
+from lossacc_cli.analysis.outliers import outlier_report
 from lossacc_cli.render.analyze import analyze_json, analyze_renderable
+from lossacc_cli.render.attribution import (
+    compare_renderable,
+    comparison_json,
+    outliers_json,
+    outliers_renderable,
+    suspects_json,
+)
 from lossacc_cli.render.jsonout import document, dumps
 
 app = typer.Typer(
@@ -93,9 +106,12 @@ def analyze(
     scores: ScoresOpt = None,
     renormalize: RenormOpt = False,
     class_names: ClassNamesOpt = None,
+    from_epoch: FromOpt = None,
+    to_epoch: ToOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Per-epoch loss, accuracy and calibration, and the epochs where loss rises while accuracy holds.
+    """Per-epoch loss, accuracy and calibration, the epochs where loss rises while accuracy holds,
+    and the samples and classes responsible for the rise (lowest-loss epoch -> last by default).
 
     Example: lossacc analyze preds/ --format json --output report.json
     """
@@ -103,11 +119,82 @@ def analyze(
         options = read_options(label_col, id_col, scores, split, renormalize)
         run = _load(resolve_path(path), fmt, class_names, options)
         ov = overview(run.summaries)
+        a = run.resolve_epoch(from_epoch or ov.best_loss_epoch)
+        b = run.resolve_epoch(to_epoch or "last")
+        comparison = compare_epochs(run, a, b, top=top) if a != b else None
+        suspects = suspected_label_errors(run, training_dynamics(run))
         if fmt is Format.json:
-            emit(None, dumps(document("analyze", analyze_json(run, ov))), output=output)
+            body = analyze_json(run, ov)
+            body["responsibility"] = comparison_json(comparison) if comparison else None
+            body["suspected_label_errors"] = suspects_json(suspects, top)
+            emit(None, dumps(document("analyze", body)), output=output)
         else:
             plain = bool(output) or is_plain(stdout_console())
-            emit(analyze_renderable(run, ov, plain=plain), None, output=output)
+            view = analyze_renderable(run, ov, comparison, suspects, top=top, plain=plain)
+            emit(view, None, output=output)
+
+
+@app.command()
+def outliers(
+    path: PathArg = None,
+    epoch: EpochOpt = "last",
+    fmt: FormatOpt = Format.table,
+    top: TopOpt = 10,
+    output: OutputOpt = None,
+    split: SplitOpt = None,
+    label_col: LabelColOpt = None,
+    id_col: IdColOpt = None,
+    scores: ScoresOpt = None,
+    renormalize: RenormOpt = False,
+    class_names: ClassNamesOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """The per-sample loss distribution at one epoch and the outlying samples.
+
+    Example: lossacc outliers --epoch 50 preds/
+    """
+    with cli_errors(debug):
+        options = read_options(label_col, id_col, scores, split, renormalize)
+        run = _load(resolve_path(path), fmt, class_names, options)
+        rep = outlier_report(run, run.resolve_epoch(epoch), top=top)
+        if fmt is Format.json:
+            emit(None, dumps(document("outliers", outliers_json(rep))), output=output)
+        else:
+            plain = bool(output) or is_plain(stdout_console())
+            emit(outliers_renderable(rep, run.class_names, plain=plain), None, output=output)
+
+
+@app.command()
+def compare(
+    path: PathArg = None,
+    from_epoch: FromOpt = None,
+    to_epoch: ToOpt = None,
+    fmt: FormatOpt = Format.table,
+    top: TopOpt = 10,
+    output: OutputOpt = None,
+    split: SplitOpt = None,
+    label_col: LabelColOpt = None,
+    id_col: IdColOpt = None,
+    scores: ScoresOpt = None,
+    renormalize: RenormOpt = False,
+    class_names: ClassNamesOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Who made the mean loss change between two epochs: outcome groups, samples, classes.
+
+    Default: from the lowest-loss epoch to the last. Example: lossacc compare --from 12 --to last preds/
+    """
+    with cli_errors(debug):
+        options = read_options(label_col, id_col, scores, split, renormalize)
+        run = _load(resolve_path(path), fmt, class_names, options)
+        a = run.resolve_epoch(from_epoch or "best")
+        b = run.resolve_epoch(to_epoch or "last")
+        c = compare_epochs(run, a, b, top=top)
+        if fmt is Format.json:
+            emit(None, dumps(document("compare", comparison_json(c))), output=output)
+        else:
+            plain = bool(output) or is_plain(stdout_console())
+            emit(compare_renderable(c, run.class_names, top=top, plain=plain), None, output=output)
 
 
 def main() -> None:

@@ -47,6 +47,11 @@ RenormOpt = Annotated[
 ClassNamesOpt = Annotated[
     Optional[Path], typer.Option("--class-names", help="File with one class name per line.")
 ]
+EpochOpt = Annotated[str, typer.Option("--epoch", "-e", help="An epoch number, 'best' (lowest loss) or 'last'.")]
+FromOpt = Annotated[
+    Optional[str], typer.Option("--from", help="Earlier epoch: a number, 'best' or 'last'. Default: best.")
+]
+ToOpt = Annotated[Optional[str], typer.Option("--to", help="Later epoch: a number, 'best' or 'last'. Default: last.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal error.")]
 
 

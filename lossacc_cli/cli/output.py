@@ -12,12 +12,16 @@ from rich.console import Console
 
 from lossacc_cli.errors import UsageError
 
-PLAIN_WIDTH = 120
+PLAIN_WIDTH = 160
 
 
 def stdout_console() -> Console:
-    # soft_wrap keeps long plain lines intact when piped; rich handles NO_COLOR and TTY detection.
-    return Console(soft_wrap=False)
+    """Rich decides colour and box-drawing from the terminal and NO_COLOR; piped output is given a
+    wide fixed width so table rows are never wrapped (one record per line for awk/cut)."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(PLAIN_WIDTH, console.width))
+    return console
 
 
 def stderr_console() -> Console:

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from lossacc_cli.analysis.overview import Overview
 from lossacc_cli.analysis.run import Run
+from lossacc_cli.render.attribution import classes_table, comparison_text, groups_table, samples_table, suspects_table
 from lossacc_cli.render.style import nats, new_table, num, pct
 
 
@@ -22,7 +23,7 @@ def epoch_table(run: Run, ov: Overview, *, plain: bool):
         if s.epoch == ov.best_loss_epoch:
             notes.append("min loss")
         if s.epoch in diverging:
-            notes.append("loss up, acc up/held")
+            notes.append("loss up, acc held")
         if s.loss > s.baseline_loss:
             notes.append("WORSE THAN PRIOR")
         temp = num(s.temperature) + ("!" if s.temperature_at_bound else "")
@@ -102,11 +103,22 @@ def summary_lines(run: Run, ov: Overview, *, plain: bool) -> Text:
     return lines
 
 
-def analyze_renderable(run: Run, ov: Overview, *, plain: bool):
+def analyze_renderable(run: Run, ov: Overview, comparison, suspects, *, top: int, plain: bool):
     header = Text(
         f"{run.path}: {len(run.records)} epochs, {len(run.ids)} samples, {run.n_classes} classes\n"
     )
-    return Group(header, epoch_table(run, ov, plain=plain), summary_lines(run, ov, plain=plain))
+    parts = [header, epoch_table(run, ov, plain=plain), summary_lines(run, ov, plain=plain)]
+    if comparison is not None:
+        parts += [
+            Text("Who is responsible", style="" if plain else "bold"),
+            comparison_text(comparison),
+            groups_table(comparison, plain=plain),
+            samples_table(comparison, run.class_names, plain=plain),
+            classes_table(comparison, run.class_names, top=min(top, 5), plain=plain),
+        ]
+    if suspects:
+        parts.append(suspects_table(suspects, run.class_names, top=top, plain=plain))
+    return Group(*parts)
 
 
 def analyze_json(run: Run, ov: Overview) -> dict:

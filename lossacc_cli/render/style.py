@@ -6,6 +6,7 @@ import math
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 
 def nats(x: float) -> str:
@@ -20,8 +21,28 @@ def num(x: float, digits: int = 3) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
+class PlainTable(Table):
+    """A rich table whose headers and cells are literal text (never parsed as markup: ids and
+    column names such as ``p[label]`` contain brackets)."""
+
+    def add_column(self, header="", *args, **kwargs):
+        return super().add_column(Text(str(header)), *args, **kwargs)
+
+    def add_row(self, *cells, **kwargs):
+        return super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+def prob(x: float) -> str:
+    """A probability: 4 decimals, or scientific notation below 1e-3 so 3e-7 does not print as 0.0000."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    return f"{x:.4f}" if x >= 1e-3 or x == 0 else f"{x:.1e}"
+
+
 def new_table(title: str | None, *, plain: bool) -> Table:
     """A rich table; plain output has no box and no colour so it stays parseable by awk/cut."""
+    title = Text(title) if title else None
     if plain:
-        return Table(title=title, box=None, show_edge=False, pad_edge=False, header_style="", title_style="")
-    return Table(title=title, box=box.SIMPLE_HEAVY, header_style="bold")
+        return PlainTable(title=title, box=None, show_edge=False, pad_edge=False, header_style="",
+                          title_style="", title_justify="left")
+    return PlainTable(title=title, box=box.SIMPLE_HEAVY, header_style="bold", title_justify="left")

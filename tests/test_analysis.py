@@ -1,0 +1,167 @@
+"""Cross-epoch analysis on hand-built runs whose answer is known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lossacc_cli.analysis.compare import compare_epochs, concentration
+from lossacc_cli.analysis.dynamics import suspected_label_errors, training_dynamics
+from lossacc_cli.analysis.outliers import outlier_report
+from lossacc_cli.analysis.overview import overview
+from lossacc_cli.analysis.run import build_run
+from tests.helpers import epoch
+
+
+def _one_bad_sample_run(permute_b=None, drop_b=None):
+    # sample 0 (label 0): p = [.3 .5 .2] at epoch 1 (wrong) -> [1e-6, 1-2e-6, 1e-6] at epoch 2 (wrong)
+    # samples 1..9 (label 1): p = [.2 .6 .2] -> [.05 .9 .05] (correct at both, improving)
+    a = np.array([[0.3, 0.5, 0.2]] + [[0.2, 0.6, 0.2]] * 9)
+    b = np.array([[1e-6, 1 - 2e-6, 1e-6]] + [[0.05, 0.9, 0.05]] * 9)
+    labels = np.array([0] + [1] * 9)
+    ids = np.array([f"s{i}" for i in range(10)], dtype=object)
+    bi, bl, bids = b, labels, ids
+    if permute_b is not None:
+        bi, bl, bids = b[permute_b], labels[permute_b], ids[permute_b]
+    if drop_b is not None:
+        keep = np.ones(len(bl), dtype=bool)
+        keep[drop_b] = False
+        bi, bl, bids = bi[keep], bl[keep], bids[keep]
+    e1 = epoch(a, labels, kind="probs", epoch_no=1, ids=ids)
+    e2 = epoch(bi, bl, kind="probs", epoch_no=2, ids=bids)
+    return build_run("run", [e1, e2])
+
+
+def test_one_sample_going_bad_is_the_top_responsible_sample():
+    # d_0 = -ln 1e-6 + ln .3 = 13.815511 - 1.203973 = 12.611538
+    # d_others = -ln .9 + ln .6 = -0.405465 each; D = (12.611538 - 9 * 0.405465) / 10 = 0.896235
+    c = compare_epochs(_one_bad_sample_run(), 1, 2)
+    assert c.n_common == 10
+    assert c.mean_change == pytest.approx(0.8962352, abs=1e-6)
+    assert c.top[0].id == "s0"
+    assert c.top[0].group == "wrong at both"
+    assert c.top[0].change == pytest.approx(12.611538, abs=1e-6)
+    groups = {g.group: g for g in c.groups}
+    assert groups["wrong at both"].count == 1
+    assert groups["wrong at both"].contribution == pytest.approx(1.2611538, abs=1e-6)
+    assert groups["correct at both"].contribution == pytest.approx(-0.3649186, abs=1e-6)
+    assert groups["fixed"].count == groups["broken"].count == 0
+    assert sum(g.contribution for g in c.groups) == pytest.approx(c.mean_change, abs=1e-15)
+    assert sum(g.share for g in c.groups) == pytest.approx(1.0)
+    # only sample 0 changed for the worse: it alone is 50% and 80% of the positive change
+    assert [x.count for x in c.concentration] == [1, 1]
+    assert c.concentration[0].loss_b_without == pytest.approx(-math.log(0.9))
+    # medians: at a, 9 of 10 losses are -ln .6 ; at b, -ln .9
+    assert c.median_change == pytest.approx(math.log(0.6 / 0.9))
+    # per class: class 0 carries +1.2611538, class 1 carries -0.3649186
+    assert [k.label for k in c.classes] == [0, 1]
+    assert c.classes[0].contribution == pytest.approx(1.2611538, abs=1e-6)
+    assert c.classes[1].accuracy_a == c.classes[1].accuracy_b == 1.0
+
+
+def test_comparison_does_not_depend_on_row_order():
+    plain = compare_epochs(_one_bad_sample_run(), 1, 2)
+    shuffled = compare_epochs(_one_bad_sample_run(permute_b=np.array([3, 7, 0, 9, 1, 5, 2, 8, 4, 6])), 1, 2)
+    assert shuffled.mean_change == pytest.approx(plain.mean_change, abs=1e-15)
+    assert [g.contribution for g in shuffled.groups] == pytest.approx([g.contribution for g in plain.groups])
+    assert shuffled.top[0].id == "s0"
+
+
+def test_ids_missing_from_one_epoch_are_excluded_and_reported():
+    run = _one_bad_sample_run(drop_b=[4])
+    c = compare_epochs(run, 1, 2)
+    assert c.n_common == 9 and c.n_only_a == 1 and c.n_only_b == 0
+    # mean over the 9 common samples: (12.611538 - 8 * 0.405465) / 9
+    assert c.mean_change == pytest.approx((12.611538 - 8 * 0.4054651) / 9, abs=1e-6)
+    assert any("missing" in n for n in run.notes)
+
+
+def test_dynamics_by_hand():
+    # sample 0 (label 0): predicted class 1 with conf .8 at all three epochs -> suspected label error
+    # sample 1 (label 0): correct, wrong, correct -> one forgetting event, fraction correct 2/3
+    # sample 2 (label 2): always correct
+    p1 = np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    p2 = np.array([[0.1, 0.8, 0.1], [0.3, 0.6, 0.1], [0.1, 0.1, 0.8]])
+    p3 = np.array([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8]])
+    labels = [0, 0, 2]
+    run = build_run("r", [epoch(np.log(p), labels, epoch_no=i) for i, p in enumerate((p1, p2, p3), 1)])
+    d = training_dynamics(run)
+    assert d.forgetting.tolist() == [0, 1, 0]
+    assert d.fraction_correct.tolist() == pytest.approx([0, 2 / 3, 1])
+    assert d.confidence.tolist() == pytest.approx([0.1, (0.7 + 0.3 + 0.9) / 3, 0.8])
+    # population std of [.7 .3 .9]: mean .633333, deviations .066667 -.333333 .266667 -> sqrt(.062222) = .249444
+    assert d.variability[1] == pytest.approx(0.249444, abs=1e-6)
+    assert d.mode_class.tolist() == [1, 0, 2]
+    assert d.mode_fraction.tolist() == pytest.approx([1.0, 2 / 3, 1.0])
+    # margins: z = ln p; sample 0: ln .1 - ln .8 = -2.079442 at every epoch
+    assert d.mean_margin[0] == pytest.approx(math.log(0.1 / 0.8))
+    suspects = suspected_label_errors(run, d)
+    assert [(s.id, s.label, s.predicted_as) for s in suspects] == [(0, 0, 1)]
+    assert suspects[0].mean_confidence == pytest.approx(0.8)
+
+
+def test_binary_outlier_is_named_first_with_mean_loss_without_it():
+    # 99 samples with logit margin 3 (loss ln(1+e^-3) = .048587) and one at margin -12 (loss 12.000006)
+    s = np.full(100, 3.0)
+    y = np.ones(100, dtype=np.int64)
+    s[42] = -12.0
+    run = build_run("r", [epoch(s, y, kind="logit", epoch_no=5)])
+    rep = outlier_report(run, run.resolve_epoch("last"))
+    assert rep.n_outliers == 1
+    assert rep.outliers[0].id == 42
+    assert rep.outliers[0].loss == pytest.approx(12.000006, abs=1e-6)
+    assert rep.loss_without == pytest.approx(math.log1p(math.exp(-3)))
+    assert rep.loss == pytest.approx((99 * math.log1p(math.exp(-3)) + 12.000006) / 100, abs=1e-6)
+    assert sum(b.count for b in rep.histogram) == 100
+
+
+def test_overview_marks_loss_up_accuracy_up_epochs():
+    # epoch 1: all p[label] .6 (acc 1); epoch 2: .9 (min loss); epoch 3: 9 at .99 and one wrong at .01
+    labels = [0] * 10
+    mk = lambda ps: np.column_stack([ps, 1 - np.asarray(ps)])
+    e1 = epoch(mk([0.6] * 10), labels, kind="probs", epoch_no=1)
+    e2 = epoch(mk([0.9] * 9 + [0.4]), labels, kind="probs", epoch_no=2)
+    e3 = epoch(mk([0.99] * 9 + [0.01]), labels, kind="probs", epoch_no=3)
+    run = build_run("r", [e1, e2, e3])
+    ov = overview(run.summaries)
+    # losses: e1 .510826, e2 (9*.105361 + .916291)/10 = .186453, e3 (9*.010050 + 4.605170)/10 = .469562
+    assert ov.best_loss_epoch == 2
+    assert ov.diverging == (3,)  # acc 0.9 at both epochs 2 and 3; epoch 1 (acc 1.0) loss higher too
+    assert ov.best_accuracy_epoch == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_group_contributions_sum_to_mean_change(n, seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 6))
+    labels = rng.integers(0, k, n)
+    e1 = epoch(rng.normal(size=(n, k)) * 3, labels, epoch_no=1)
+    e2 = epoch(rng.normal(size=(n, k)) * 3, labels, epoch_no=2)
+    c = compare_epochs(build_run("r", [e1, e2]), 1, 2, top=n)
+    assert sum(g.contribution for g in c.groups) == pytest.approx(c.mean_change, abs=1e-12)
+    assert sum(g.count for g in c.groups) == n
+    assert sum(k_.contribution for k_ in c.classes) == pytest.approx(c.mean_change, abs=1e-12)
+    assert [s.change for s in c.top] == sorted((s.change for s in c.top), reverse=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-5, 5, allow_nan=False), min_size=1, max_size=50))
+def test_concentration_sets_are_minimal(changes):
+    d = np.array(changes)
+    positive = np.sort(np.maximum(d, 0))[::-1]
+    total = positive.sum()
+    for c in concentration(d, np.abs(d)):
+        if total <= 0:
+            assert c.count == 0
+            continue
+        target = c.fraction * total * (1 - 1e-12)
+        assert positive[: c.count].sum() >= target - 1e-12  # enough
+        assert positive[: c.count - 1].sum() < target  # and one fewer is not
