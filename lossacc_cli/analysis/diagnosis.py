@@ -133,8 +133,8 @@ def checkpoint_advice(run: Run) -> Checkpoint:
     acc_gain = rec.accuracy - best.accuracy
     text = (
         f"keep epoch {rec.epoch} and divide its logits by T* = {rec.temperature:.3f}: loss "
-        f"{rec.recalibrated_loss:.4f} nats vs {best.loss:.4f} at epoch {best.epoch} (lowest raw loss), "
-        f"{gain:+.4f} nats and {100 * acc_gain:+.2f} accuracy points"
+        f"{rec.recalibrated_loss:.4f} nats, {gain:.4f} nats below epoch {best.epoch}'s {best.loss:.4f} "
+        f"(the lowest raw loss), accuracy {100 * acc_gain:+.2f} points"
     )
     return Checkpoint(best.epoch, best_acc.epoch, rec.epoch, rec.epoch, rec.temperature, gain, acc_gain, text)
 

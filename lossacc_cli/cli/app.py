@@ -33,10 +33,14 @@ from lossacc_cli.cli.common import (
 )
 from lossacc_cli.cli.output import emit, is_plain, stderr_console, stdout_console
 from lossacc_cli.errors import UsageError
+from lossacc_cli.analysis.calibration import calibration_report
 from lossacc_cli.analysis.compare import compare_epochs
+from lossacc_cli.analysis.diagnosis import diagnose
 from lossacc_cli.analysis.dynamics import suspected_label_errors, training_dynamics
 from lossacc_cli.analysis.outliers import outlier_report
 from lossacc_cli.render.analyze import analyze_json, analyze_renderable
+from lossacc_cli.render.calibration import calibration_json, calibration_renderable
+from lossacc_cli.render.diagnosis import diagnosis_json
 from lossacc_cli.render.attribution import (
     compare_renderable,
     comparison_json,
@@ -122,15 +126,18 @@ def analyze(
         a = run.resolve_epoch(from_epoch or ov.best_loss_epoch)
         b = run.resolve_epoch(to_epoch or "last")
         comparison = compare_epochs(run, a, b, top=top) if a != b else None
-        suspects = suspected_label_errors(run, training_dynamics(run))
+        dynamics = training_dynamics(run)
+        suspects = suspected_label_errors(run, dynamics)
+        dx = diagnose(run, dynamics, a, b)
         if fmt is Format.json:
             body = analyze_json(run, ov)
+            body["diagnosis"] = diagnosis_json(dx)
             body["responsibility"] = comparison_json(comparison) if comparison else None
             body["suspected_label_errors"] = suspects_json(suspects, top)
             emit(None, dumps(document("analyze", body)), output=output)
         else:
             plain = bool(output) or is_plain(stdout_console())
-            view = analyze_renderable(run, ov, comparison, suspects, top=top, plain=plain)
+            view = analyze_renderable(run, ov, dx, comparison, suspects, top=top, plain=plain)
             emit(view, None, output=output)
 
 
@@ -195,6 +202,36 @@ def compare(
         else:
             plain = bool(output) or is_plain(stdout_console())
             emit(compare_renderable(c, run.class_names, top=top, plain=plain), None, output=output)
+
+
+@app.command()
+def calibration(
+    path: PathArg = None,
+    epoch: EpochOpt = "last",
+    fmt: FormatOpt = Format.table,
+    top: TopOpt = 10,
+    output: OutputOpt = None,
+    split: SplitOpt = None,
+    label_col: LabelColOpt = None,
+    id_col: IdColOpt = None,
+    scores: ScoresOpt = None,
+    renormalize: RenormOpt = False,
+    class_names: ClassNamesOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Reliability table and diagram, ECE variants, temperature T* and the calibration/refinement split.
+
+    Example: lossacc calibration --epoch best preds/
+    """
+    with cli_errors(debug):
+        options = read_options(label_col, id_col, scores, split, renormalize)
+        run = _load(resolve_path(path), fmt, class_names, options)
+        rep = calibration_report(run, run.resolve_epoch(epoch))
+        if fmt is Format.json:
+            emit(None, dumps(document("calibration", calibration_json(rep))), output=output)
+        else:
+            plain = bool(output) or is_plain(stdout_console())
+            emit(calibration_renderable(rep, plain=plain), None, output=output)
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ from rich.text import Text
 
 from lossacc_cli.analysis.overview import Overview
 from lossacc_cli.analysis.run import Run
+from lossacc_cli.render.charts import curves
+from lossacc_cli.render.diagnosis import verdict_lines
 from lossacc_cli.render.attribution import classes_table, comparison_text, groups_table, samples_table, suspects_table
 from lossacc_cli.render.style import nats, new_table, num, pct
 
@@ -103,11 +105,16 @@ def summary_lines(run: Run, ov: Overview, *, plain: bool) -> Text:
     return lines
 
 
-def analyze_renderable(run: Run, ov: Overview, comparison, suspects, *, top: int, plain: bool):
+def analyze_renderable(run: Run, ov: Overview, dx, comparison, suspects, *, top: int, plain: bool):
+    """Verdicts first, then the evidence (curves, who is responsible), then the per-epoch table."""
     header = Text(
         f"{run.path}: {len(run.records)} epochs, {len(run.ids)} samples, {run.n_classes} classes\n"
     )
-    parts = [header, epoch_table(run, ov, plain=plain), summary_lines(run, ov, plain=plain)]
+    parts = [header, verdict_lines(dx, plain=plain), summary_lines(run, ov, plain=plain)]
+    if len(run.records) > 1:
+        marks = [s.epoch in set(ov.diverging) for s in run.summaries]
+        parts.append(curves(run.epochs, [s.loss for s in run.summaries], [s.accuracy for s in run.summaries],
+                            marks, plain=plain))
     if comparison is not None:
         parts += [
             Text("Who is responsible", style="" if plain else "bold"),
@@ -118,6 +125,7 @@ def analyze_renderable(run: Run, ov: Overview, comparison, suspects, *, top: int
         ]
     if suspects:
         parts.append(suspects_table(suspects, run.class_names, top=top, plain=plain))
+    parts.append(epoch_table(run, ov, plain=plain))
     return Group(*parts)
 
 
