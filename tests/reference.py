@@ -23,7 +23,8 @@ def ce_from_logits(labels, logits):
 
 
 def ece_loop(conf, correct, n_bins=15):
-    """Guo et al. binning with explicit edge comparisons: [lo, hi), last bin [lo, 1]."""
+    """Guo et al. binning with explicit edge comparisons: [lo, hi), last bin [lo, 1] and, for
+    published files whose probabilities exceed 1 by rounding (IMDB: 1.00001), anything above."""
     conf = np.asarray(conf, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
     edges = np.linspace(0, 1, n_bins + 1)
@@ -31,7 +32,7 @@ def ece_loop(conf, correct, n_bins=15):
     worst = 0.0
     for b in range(n_bins):
         lo, hi = edges[b], edges[b + 1]
-        inside = (conf >= lo) & ((conf < hi) if b < n_bins - 1 else (conf <= hi))
+        inside = (conf >= lo) & (conf < hi) if b < n_bins - 1 else (conf >= lo)
         if inside.any():
             gap = abs(correct[inside].mean() - conf[inside].mean())
             total += inside.sum() / len(conf) * gap

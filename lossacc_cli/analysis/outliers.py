@@ -13,11 +13,8 @@ from lossacc_cli.metrics.summary import top_share
 HISTOGRAM_EDGES = (0.0, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, math.inf)
 """Loss bins in nats, roughly log-spaced; fixed so histograms of different epochs line up."""
 
-OUTLIER_Z = 3.5
-"""Robust z-score cut on log-loss (Iglewicz & Hoaglin's modified z-score threshold)."""
-
-LOSS_FLOOR = 1e-6
-"""Losses below this (nats) are treated as equal before taking logs: smaller differences mean nothing."""
+OUTLIER_LOSS_SHARE = 0.5
+"""Outlying samples are the fewest highest-loss samples that together carry this share of the total loss."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +39,10 @@ class OutlierSample:
 class OutlierReport:
     """Distribution of per-sample loss at one epoch and the samples far above the rest.
 
-    A sample is outlying when its modified z-score on the log scale,
-    ``(ln l - median(ln l)) / (1.4826 * MAD(ln l))`` with l floored at 1e-6 nats, exceeds 3.5, and its
-    loss is above ln 2 (p[label] < 1/2). ``loss_without`` is the mean loss over the other samples.
+    Outlying samples are the fewest highest-loss samples that together carry half of the epoch's
+    total loss (ties broken by row order). The rule needs no tuning and scales with how concentrated
+    the loss is: one sample when a single sample carries half of it, many when the loss is spread
+    out (``n_outliers / n_samples`` says which). ``loss_without`` is the mean loss over the others.
     """
 
     epoch: int
@@ -60,16 +58,17 @@ class OutlierReport:
     outliers: tuple[OutlierSample, ...]
 
 
-def outlier_mask(loss: np.ndarray) -> np.ndarray:
-    """Boolean mask of outlying losses (rule in OutlierReport's docstring)."""
-    log_loss = np.log(np.maximum(loss, LOSS_FLOOR))
-    center = np.median(log_loss)
-    spread = 1.4826 * np.median(np.abs(log_loss - center))
-    if spread == 0:  # more than half the losses tie: fall back to the mean absolute deviation
-        spread = 1.2533 * np.mean(np.abs(log_loss - center))
-    if spread == 0:
-        return np.zeros(loss.shape, dtype=bool)
-    return ((log_loss - center) / spread > OUTLIER_Z) & (loss > math.log(2))
+def outlier_mask(loss: np.ndarray, share: float = OUTLIER_LOSS_SHARE) -> np.ndarray:
+    """Boolean mask of outlying losses (rule in OutlierReport's docstring); none when all losses are 0."""
+    mask = np.zeros(loss.shape, dtype=bool)
+    total = float(loss.sum())
+    if total <= 0:
+        return mask
+    order = np.argsort(-loss, kind="stable")
+    cumulative = np.cumsum(loss[order])
+    k = min(int(np.searchsorted(cumulative, share * total * (1 - 1e-12), side="left")) + 1, loss.shape[0])
+    mask[order[:k]] = True
+    return mask
 
 
 def histogram(loss: np.ndarray) -> tuple[HistogramBin, ...]:

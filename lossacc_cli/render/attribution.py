@@ -156,8 +156,9 @@ def outliers_renderable(rep: OutlierReport, names, *, plain: bool):
         f"{pct(rep.top10_share)}\n"
     )
     t = new_table(
-        f"Outlying samples: {rep.n_outliers} (robust z > 3.5 on log-loss and p[label] < 0.5), "
-        f"carrying {pct(rep.outliers_loss_share)} of the loss",
+        f"Outlying samples: the fewest highest-loss samples that carry half of the total loss: "
+        f"{rep.n_outliers} of {rep.n_samples} ({pct(rep.n_outliers / rep.n_samples)}), "
+        f"carrying {pct(rep.outliers_loss_share)}",
         plain=plain,
     )
     for col in ("id", "label", "predicted", "p[label]", "confidence", "loss"):

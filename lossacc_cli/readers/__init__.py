@@ -1,0 +1,71 @@
+"""Files -> validated arrays, one epoch at a time.
+
+>>> sources, notes = discover("preds/")                     # doctest: +SKIP
+>>> epoch = read_epoch(sources[-1], ReadOptions())          # doctest: +SKIP
+
+Readers never print or exit: problems are raised as :class:`~lossacc_cli.errors.InputError`
+and warnings are returned as notes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lossacc_cli.errors import InputError
+from lossacc_cli.readers.discover import discover, folder_parts, long_parts
+from lossacc_cli.readers.model import CompactStats, EpochData, EpochSource, ReadOptions
+from lossacc_cli.readers.npz import read_npz
+from lossacc_cli.readers.parquet import read_parquet
+from lossacc_cli.readers.validate import display_path
+
+__all__ = [
+    "CompactStats",
+    "EpochData",
+    "EpochSource",
+    "ReadOptions",
+    "discover",
+    "read_epoch",
+]
+
+
+def read_epoch(source: EpochSource, options: ReadOptions | None = None) -> EpochData:
+    """Read and validate the epoch that :func:`discover` found.
+
+    Parameters
+    ----------
+    source : EpochSource
+        ``fmt`` ``parquet``/``npz``: a file, or an ``epoch=N`` folder of part files;
+        ``long``: a Parquet file or ``part-*`` folder whose ``epoch`` column selects the rows.
+    options : ReadOptions, optional
+        Forced column names, score choice, split filter, renormalisation.
+
+    Returns
+    -------
+    EpochData
+        Labels, ids and scores of the epoch, checked against the input contract.
+
+    Raises
+    ------
+    InputError
+        Unreadable file or invalid values; the message names the file and the field.
+    """
+    options = options or ReadOptions()
+    label = display_path(source.path)
+    is_folder = os.path.isdir(source.path)
+    if source.fmt == "long":
+        paths = long_parts(source.path) if is_folder else [source.path]
+        if not paths:
+            raise InputError(f"{label}: no part-*.parquet files found")
+        where = f"{label}[epoch={source.epoch}]"
+        return read_parquet(paths, epoch=source.epoch, where=where, options=options, long=True)
+    paths = [source.path]
+    if is_folder:
+        paths, _ = folder_parts(source.path)
+        wrong = [p for p in paths if not p.lower().endswith("." + source.fmt)]
+        if wrong or not paths:
+            raise InputError(f"{label}: expected only .{source.fmt} part files")
+    if source.fmt == "npz":
+        return read_npz(paths, epoch=source.epoch, where=label, options=options)
+    if source.fmt == "parquet":
+        return read_parquet(paths, epoch=source.epoch, where=label, options=options)
+    raise ValueError(f"unknown epoch source format {source.fmt!r}")

@@ -1,0 +1,579 @@
+"""Shared validation: the raw arrays a reader found -> a checked :class:`EpochData`.
+
+Readers only locate and convert columns; every rule about values lives here, so Parquet and
+NPZ files are judged alike. Each failure is one line naming the file, the field, the first
+offending sample ids and their count. Checks run on whole arrays; the happy path costs a few
+reductions, and the rows at fault are located only once a check has failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lossacc_cli.errors import InputError, input_error
+from lossacc_cli.readers.model import CompactStats, EpochData, ReadOptions, ScoreKind
+
+PROB_TOL = 1e-3
+"""Tolerance on probabilities: entries in [-tol, 1 + tol], row sums within tol of 1.
+
+Published files carry float16/float32 rounding and even +1e-5 offsets; those are accepted
+unchanged.
+"""
+
+LOSS_TOL = 1e-9
+"""A stored loss may dip this far below 0 (rounding of ``-log(p)`` for p close to 1)."""
+
+CLASS_NAMES_KEY = "lossacc.class_names"
+"""Parquet schema metadata key holding a JSON list of class names."""
+
+RENORMALIZE_HINT = "pass --renormalize to rescale"
+
+
+def display_path(path: str | bytes | os.PathLike[str]) -> str:
+    """A printable form of a path: undecodable bytes in file names become ``\\xff`` escapes."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def file_error(label: str, what: str, exc: BaseException) -> InputError:
+    """One line for a file that cannot be opened or decoded at all (no field involved)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InputError(f"{label}: cannot read {what}: {reason}")
+
+
+@dataclass
+class RawEpoch:
+    """What a reader found in one epoch's file(s), converted to numpy but not yet checked.
+
+    ``*_field`` attributes hold the column/array names actually used, so that messages name
+    what the user wrote. ``nulls`` maps a field name to a boolean mask of null rows (Parquet).
+    ``stats`` holds the compact columns ``loss``, ``pred``, ``confidence``, ``true_prob``.
+    """
+
+    source: str
+    epoch: int
+    labels: np.ndarray
+    label_field: str
+    kind: ScoreKind
+    scores: np.ndarray | None = None
+    score_field: str = ""
+    ids: np.ndarray | None = None
+    id_field: str = "sample_id"
+    stats: dict[str, np.ndarray] = field(default_factory=dict)
+    class_names: bytes | str | None = None
+    nulls: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def build_epoch(raw: RawEpoch, options: ReadOptions) -> EpochData:
+    """Check a :class:`RawEpoch` against the input contract and return the validated epoch.
+
+    Raises
+    ------
+    InputError
+        On the first rule broken; the message names the file, the field, the first
+        offending sample ids and the count.
+    """
+    n_samples = _check_lengths(raw)
+    ids, ids_from_rows = _checked_ids(raw, n_samples)
+    _check_nulls(raw, ids)
+    class_names = _parse_class_names(raw)
+    n_classes = _n_classes(raw, ids, class_names)
+    labels = _checked_labels(raw, ids, n_classes)
+    scores, stats, notes = raw.scores, None, list(raw.notes)
+    if raw.kind in ("logits", "logit"):
+        _check_finite(raw.source, raw.score_field, raw.scores, ids)
+    elif raw.kind == "probs":
+        scores = _checked_probs(raw.source, raw.score_field, raw.scores, ids, options, notes)
+    elif raw.kind == "prob":
+        _check_unit_interval(raw.source, raw.score_field, raw.scores, ids)
+    else:
+        stats = _checked_stats(raw, ids, n_classes)
+    if class_names is not None and len(class_names) != n_classes:
+        raise input_error(
+            raw.source,
+            CLASS_NAMES_KEY,
+            f"{len(class_names)} class names for {n_classes} classes",
+            hint="give one name per class, in class-index order",
+        )
+    return EpochData(
+        epoch=int(raw.epoch),
+        source=raw.source,
+        ids=ids,
+        labels=labels,
+        kind=raw.kind,
+        scores=scores,
+        n_classes=n_classes,
+        stats=stats,
+        ids_from_rows=ids_from_rows,
+        class_names=class_names,
+        notes=tuple(notes),
+    )
+
+
+def _check_lengths(raw: RawEpoch) -> int:
+    """Every per-sample array must have the labels' length, which must be > 0."""
+    n_samples = int(raw.labels.shape[0]) if raw.labels.ndim else -1
+    arrays = {raw.label_field: raw.labels}
+    if raw.scores is not None:
+        arrays[raw.score_field] = raw.scores
+    if raw.ids is not None:
+        arrays[raw.id_field] = raw.ids
+    arrays.update({k: v for k, v in raw.stats.items()})
+    for name, arr in arrays.items():
+        if arr.ndim == 0:
+            raise input_error(raw.source, name, "expected one value per sample, found a scalar")
+    lengths = {name: int(arr.shape[0]) for name, arr in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        odd = next(name for name, n in lengths.items() if n != n_samples)
+        shown = ", ".join(f"{name} {n}" for name, n in lengths.items())
+        raise input_error(raw.source, odd, f"mismatched lengths ({shown})")
+    if n_samples == 0:
+        raise input_error(raw.source, raw.label_field, "epoch has no samples")
+    return n_samples
+
+
+def _checked_ids(raw: RawEpoch, n_samples: int) -> tuple[np.ndarray, bool]:
+    """int64 or str-object ids, unique; row positions when the file has none."""
+    if raw.ids is None:
+        return np.arange(n_samples, dtype=np.int64), True
+    name, ids = raw.id_field, raw.ids
+    mask = raw.nulls.get(name)
+    if mask is not None and mask.any():
+        rows = np.flatnonzero(mask)
+        raise input_error(
+            raw.source, name, "null ids (ids shown are row numbers)", ids=rows[:5].tolist(),
+            count=rows.size,
+        )
+    if ids.ndim != 1:
+        raise input_error(raw.source, name, f"expected shape (N,), found {ids.shape}")
+    if ids.dtype.kind in "iu":
+        if ids.dtype.kind == "u" and ids.size and ids.max() > np.iinfo(np.int64).max:
+            raise input_error(raw.source, name, "unsigned ids above the int64 range")
+        ids = ids.astype(np.int64, copy=False)
+    elif ids.dtype.kind == "U":
+        ids = ids.astype(object)
+    elif ids.dtype.kind == "O":
+        pass  # Arrow strings arrive as an object array of str
+    else:
+        raise input_error(
+            raw.source,
+            name,
+            f"ids must be integers or strings, found {ids.dtype}",
+            hint="cast the id column to int64 or string",
+        )
+    repeated = _repeated_rows(ids)
+    if repeated is not None:
+        raise input_error(
+            raw.source,
+            name,
+            "ids are not unique (rows repeating an earlier id)",
+            ids=list(dict.fromkeys(ids[repeated[:50]].tolist()))[:5],
+            count=int(repeated.size),
+        )
+    return ids, False
+
+
+def _repeated_rows(ids: np.ndarray) -> np.ndarray | None:
+    """Rows whose id already appeared on an earlier row (ascending), or None when unique."""
+    if ids.dtype.kind == "i":
+        sorted_ids = np.sort(ids)
+        if not (sorted_ids[1:] == sorted_ids[:-1]).any():
+            return None
+        order = np.argsort(ids, kind="stable")
+        repeat = ids[order][1:] == ids[order][:-1]
+        return np.sort(order[1:][repeat])
+    import pandas as pd  # hashing str objects beats sorting them (~10x on 1e6 ids)
+
+    index = pd.Index(ids)
+    if index.is_unique:
+        return None
+    return np.flatnonzero(index.duplicated(keep="first"))
+
+
+def _rows_ids(ids: np.ndarray, bad: np.ndarray) -> tuple[list[object], int]:
+    """First offending ids and the count, from a boolean row mask."""
+    rows = np.flatnonzero(bad)
+    return ids[rows[:5]].tolist(), int(rows.size)
+
+
+def _check_nulls(raw: RawEpoch, ids: np.ndarray) -> None:
+    for name, mask in raw.nulls.items():
+        if name != raw.id_field and mask.any():
+            shown, count = _rows_ids(ids, mask)
+            raise input_error(raw.source, name, "null values", ids=shown, count=count)
+
+
+def _n_classes(raw: RawEpoch, ids: np.ndarray, class_names: tuple[str, ...] | None) -> int:
+    """K: the scores' width (2 for binary kinds); for compact stats the class names' count,
+    else ``max(labels.max(), pred.max()) + 1`` and at least 2."""
+    if raw.kind != "stats":
+        return _score_classes(raw)
+    if class_names is not None:
+        return len(class_names)
+    labels = _checked_labels(raw, ids, 0)
+    pred = _as_int(raw, "pred", ids)
+    return max(2, int(labels.max()) + 1, int(pred.max()) + 1)
+
+
+def _score_classes(raw: RawEpoch) -> int:
+    """K from the score array's shape, after checking its dtype and rank."""
+    scores, name = raw.scores, raw.score_field
+    if scores is None:
+        raise input_error(raw.source, raw.kind, "no score values")
+    if scores.dtype.kind != "f":
+        raise input_error(
+            raw.source,
+            name,
+            f"scores must be floating point, found {scores.dtype}",
+            hint="cast to float32",
+        )
+    if raw.kind in ("logit", "prob"):
+        if scores.ndim != 1:
+            raise input_error(raw.source, name, f"expected shape (N,), found {scores.shape}")
+        return 2
+    if scores.ndim != 2:
+        raise input_error(raw.source, name, f"expected shape (N, K), found {scores.shape}")
+    n_classes = int(scores.shape[1])
+    if n_classes < 2:
+        raise input_error(
+            raw.source,
+            name,
+            f"{n_classes} score column(s); a classifier needs at least 2 classes",
+            hint="for a binary task store one 'logit' or 'prob' value per sample",
+        )
+    return n_classes
+
+
+def _checked_labels(raw: RawEpoch, ids: np.ndarray, n_classes: int) -> np.ndarray:
+    """int64 labels in [0, n_classes); n_classes 0 checks only the dtype and sign."""
+    labels, name = raw.labels, raw.label_field
+    if labels.ndim != 1:
+        raise input_error(raw.source, name, f"expected shape (N,), found {labels.shape}")
+    kind = labels.dtype.kind
+    if kind == "b":
+        labels = labels.astype(np.int64)
+    elif kind not in "iu":
+        found = "strings" if kind in "OUS" else str(labels.dtype)
+        hint = (
+            "cast to int64 (e.g. labels.astype('int64'))"
+            if kind == "f"
+            else "map classes to integer indices; class names go in schema metadata "
+            f"'{CLASS_NAMES_KEY}'"
+        )
+        raise input_error(raw.source, name, f"labels must be integers, found {found}", hint=hint)
+    if kind == "i":
+        negative = labels < 0
+        if negative.any():
+            shown, count = _rows_ids(ids, negative)
+            raise input_error(raw.source, name, "negative labels", ids=shown, count=count)
+    if n_classes and labels.max() >= n_classes:
+        bad = labels >= n_classes
+        shown, count = _rows_ids(ids, bad)
+        allowed = "{0, 1}" if raw.kind in ("logit", "prob") else f"[0, {n_classes})"
+        raise input_error(
+            raw.source,
+            name,
+            f"labels outside {allowed} (max {int(labels.max())}, {n_classes} classes)",
+            ids=shown,
+            count=count,
+        )
+    return labels.astype(np.int64, copy=False)
+
+
+def _check_finite(source: str, name: str, scores: np.ndarray, ids: np.ndarray) -> None:
+    # min/max propagate NaN and expose inf: two passes, no temporary on the happy path.
+    if np.isfinite(scores.min()) and np.isfinite(scores.max()):
+        return
+    bad = ~np.isfinite(scores)
+    if bad.ndim == 2:
+        bad = bad.any(axis=1)
+    shown, count = _rows_ids(ids, bad)
+    hint = "float16 overflow shows up as inf" if scores.dtype == np.float16 else ""
+    raise input_error(
+        source, name, "logits must be finite, found NaN or inf", ids=shown, count=count, hint=hint
+    )
+
+
+def _check_unit_interval(source: str, name: str, values: np.ndarray, ids: np.ndarray) -> None:
+    """Values in [0, 1] within PROB_TOL (NaN fails)."""
+    low, high = values.min(), values.max()
+    if low >= -PROB_TOL and high <= 1 + PROB_TOL:
+        return
+    bad = ~((values >= -PROB_TOL) & (values <= 1 + PROB_TOL))
+    shown, count = _rows_ids(ids, bad)
+    raise input_error(source, name, "values outside [0, 1] or NaN", ids=shown, count=count)
+
+
+def _checked_probs(
+    source: str,
+    name: str,
+    probs: np.ndarray,
+    ids: np.ndarray,
+    options: ReadOptions,
+    notes: list[str],
+) -> np.ndarray:
+    """(N, K) probabilities: entries in [0, 1] and row sums 1, both within PROB_TOL.
+
+    With ``options.renormalize`` the rows beyond the tolerance get negatives clipped to 0 and
+    are divided by their sums (in a copy); rows within the tolerance are left unchanged.
+    """
+    if not (np.isfinite(probs.min()) and np.isfinite(probs.max())):
+        bad = ~np.isfinite(probs).all(axis=1)
+        shown, count = _rows_ids(ids, bad)
+        raise input_error(source, name, "probabilities must be finite, found NaN or inf",
+                          ids=shown, count=count)
+    entry_ok = probs.min() >= -PROB_TOL and probs.max() <= 1 + PROB_TOL
+    sums = probs.sum(axis=1, dtype=np.float64)
+    sum_dev = np.abs(sums - 1.0)
+    if entry_ok and sum_dev.max() <= PROB_TOL:
+        return probs
+    off_range = ~((probs >= -PROB_TOL) & (probs <= 1 + PROB_TOL)).all(axis=1)
+    off_sum = sum_dev > PROB_TOL
+    if not options.renormalize:
+        if off_range.any():
+            shown, count = _rows_ids(ids, off_range)
+            low, high = float(probs.min()), float(probs.max())
+            hint = RENORMALIZE_HINT
+            if low < -0.5 or high > 1.5:
+                hint += " (values this far from [0, 1] look like logits: name the column 'logits')"
+            raise input_error(
+                source,
+                name,
+                f"probabilities outside [0, 1] (min {low:.4g}, max {high:.4g})",
+                ids=shown,
+                count=count,
+                hint=hint,
+            )
+        shown, count = _rows_ids(ids, off_sum)
+        raise input_error(
+            source,
+            name,
+            f"row sums differ from 1 by up to {float(sum_dev.max()):.3g}",
+            ids=shown,
+            count=count,
+            hint=RENORMALIZE_HINT,
+        )
+    rows = np.flatnonzero(off_range | off_sum)
+    fixed = np.clip(probs[rows], 0, None)
+    row_sums = fixed.sum(axis=1, dtype=np.float64)
+    zero = row_sums <= 0
+    if zero.any():
+        raise input_error(
+            source,
+            name,
+            "rows sum to 0 and cannot be renormalised",
+            ids=ids[rows[zero][:5]].tolist(),
+            count=int(zero.sum()),
+        )
+    out = probs.copy()
+    out[rows] = (fixed / row_sums[:, None]).astype(probs.dtype, copy=False)
+    notes.append(
+        f"{source}: renormalised {rows.size} of {probs.shape[0]} rows of '{name}' "
+        f"(negatives clipped to 0, rows divided by their sums)"
+    )
+    return out
+
+
+def _as_int(raw: RawEpoch, name: str, ids: np.ndarray) -> np.ndarray:
+    values = raw.stats[name]
+    if values.dtype.kind == "b":
+        return values.astype(np.int64)
+    if values.dtype.kind not in "iu":
+        raise input_error(
+            raw.source, name, f"must be integers, found {values.dtype}", hint="cast to int64"
+        )
+    negative = values < 0
+    if negative.any():
+        shown, count = _rows_ids(ids, negative)
+        raise input_error(raw.source, name, "negative class indices", ids=shown, count=count)
+    return values.astype(np.int64, copy=False)
+
+
+def _as_float(raw: RawEpoch, name: str) -> np.ndarray:
+    values = raw.stats[name]
+    if values.dtype.kind != "f":
+        raise input_error(
+            raw.source, name, f"must be floating point, found {values.dtype}",
+            hint="cast to float32",
+        )
+    return values
+
+
+def _checked_stats(raw: RawEpoch, ids: np.ndarray, n_classes: int) -> CompactStats:
+    """The compact columns: loss >= 0 and finite, pred in [0, K), probabilities in [0, 1]."""
+    loss = _as_float(raw, "loss")
+    if not (np.isfinite(loss.min()) and np.isfinite(loss.max()) and loss.min() >= -LOSS_TOL):
+        bad = ~(np.isfinite(loss) & (loss >= -LOSS_TOL))
+        shown, count = _rows_ids(ids, bad)
+        raise input_error(
+            raw.source, "loss", "losses must be finite and >= 0", ids=shown, count=count
+        )
+    pred = _as_int(raw, "pred", ids)
+    if pred.max() >= n_classes:
+        shown, count = _rows_ids(ids, pred >= n_classes)
+        raise input_error(
+            raw.source, "pred", f"predicted classes outside [0, {n_classes})", ids=shown,
+            count=count,
+        )
+    confidence = _as_float(raw, "confidence")
+    _check_unit_interval(raw.source, "confidence", confidence, ids)
+    true_prob = None
+    if "true_prob" in raw.stats:
+        true_prob = _as_float(raw, "true_prob")
+        _check_unit_interval(raw.source, "true_prob", true_prob, ids)
+    return CompactStats(loss=loss, pred=pred, confidence=confidence, true_prob=true_prob)
+
+
+def _parse_class_names(raw: RawEpoch) -> tuple[str, ...] | None:
+    """Class names from the JSON metadata value: a list of strings (length checked later)."""
+    if raw.class_names is None:
+        return None
+    try:
+        names = json.loads(raw.class_names)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise input_error(raw.source, CLASS_NAMES_KEY, f"not valid JSON ({exc})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise input_error(raw.source, CLASS_NAMES_KEY, "expected a JSON list of strings")
+    return tuple(names)
+
+
+# --- choosing which columns/arrays hold what (shared by the Parquet and NPZ readers) -------
+
+COMPACT_FIELDS = ("loss", "pred", "confidence")
+OPTIONAL_COMPACT = ("true_prob",)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which columns (Parquet) or arrays (NPZ) of one epoch hold which field.
+
+    ``scores`` is one name (list column, 2-D array or binary column) or, for wide Parquet
+    columns, the class columns in class order; ``score_field`` is the name used in messages.
+    """
+
+    label: str
+    id: str | None
+    kind: ScoreKind
+    scores: tuple[str, ...]
+    score_field: str
+    stats: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column this layout reads."""
+        ids = (self.id,) if self.id else ()
+        return (self.label, *ids, *self.scores, *self.stats)
+
+
+def choose_layout(
+    names: list[str] | tuple[str, ...],
+    *,
+    source: str,
+    options: ReadOptions,
+    label_aliases: tuple[str, ...],
+    id_aliases: tuple[str, ...],
+    wide: bool,
+) -> Layout:
+    """Pick the label, id and score fields among ``names`` (first alias wins, case-sensitive).
+
+    Scores: ``logits`` before ``probs`` unless ``options.scores`` says otherwise (a note says
+    which was used when both exist); within a form, a list/2-D field before wide
+    ``logit_k`` columns before a binary ``logit`` column. The compact ``loss``/``pred``/
+    ``confidence`` fields are used only when no scores exist.
+    """
+    present = set(names)
+    label = _pick(present, options.label_col, label_aliases, source, "label", required=True)
+    id_name = _pick(present, options.id_col, id_aliases, source, "sample_id", required=False)
+    forms = {
+        form: found
+        for form in ("logits", "probs")
+        if (found := _score_form(names, form, source, wide)) is not None
+    }
+    notes: tuple[str, ...] = ()
+    if options.scores is not None:
+        if options.scores not in forms:
+            have = ", ".join(sorted(forms)) or "none"
+            raise input_error(source, options.scores, f"not found (scores present: {have})")
+        kind, cols, shown = forms[options.scores]
+    elif forms:
+        kind, cols, shown = forms["logits"] if "logits" in forms else forms["probs"]
+        if len(forms) == 2:
+            notes = (
+                f"{source}: both logits and probabilities found; using logits "
+                "(pass --scores probs to use the probabilities)",
+            )
+    else:
+        missing = [name for name in COMPACT_FIELDS if name not in present]
+        if missing:
+            raise input_error(
+                source,
+                "logits",
+                "no scores found: need logits or probs, or the compact fields "
+                f"loss, pred, confidence (missing: {', '.join(missing)})",
+            )
+        stats = COMPACT_FIELDS + tuple(n for n in OPTIONAL_COMPACT if n in present)
+        return Layout(label, id_name, "stats", (), "stats", stats)
+    return Layout(label, id_name, kind, cols, shown, (), notes)
+
+
+def _pick(
+    present: set[str],
+    forced: str | None,
+    aliases: tuple[str, ...],
+    source: str,
+    field_name: str,
+    *,
+    required: bool,
+) -> str | None:
+    if forced is not None:
+        if forced not in present:
+            raise input_error(source, forced, f"{field_name} column not found")
+        return forced
+    found = next((name for name in aliases if name in present), None)
+    if found is None and required:
+        raise input_error(
+            source, field_name, f"not found (looked for {', '.join(aliases)})",
+            hint="pass --label-col to name it",
+        )
+    return found
+
+
+def _score_form(
+    names: list[str] | tuple[str, ...], form: str, source: str, wide: bool
+) -> tuple[ScoreKind, tuple[str, ...], str] | None:
+    """``(kind, columns, name for messages)`` of the logits or probs form, if present."""
+    binary = form[:-1]  # "logit" / "prob"
+    if form in names:
+        return form, (form,), form  # type: ignore[return-value]
+    if wide:
+        cols = _wide_columns(names, binary, source)
+        if cols:
+            return form, cols, f"{cols[0]}..{cols[-1]}"  # type: ignore[return-value]
+    if binary in names:
+        return binary, (binary,), binary  # type: ignore[return-value]
+    return None
+
+
+def _wide_columns(names: list[str] | tuple[str, ...], prefix: str, source: str) -> tuple[str, ...]:
+    """``prefix_0 .. prefix_{K-1}`` in class order (numeric, not lexical); gaps are an error."""
+    pattern = re.compile(rf"{prefix}_(0|[1-9][0-9]*)")
+    index = {int(m.group(1)): name for name in names if (m := pattern.fullmatch(name))}
+    if not index:
+        return ()
+    n_classes = max(index) + 1
+    missing = [f"{prefix}_{k}" for k in range(n_classes) if k not in index]
+    if missing:
+        raise input_error(
+            source,
+            f"{prefix}_k",
+            f"wide columns {prefix}_0..{prefix}_{n_classes - 1} expected; "
+            f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""),
+        )
+    return tuple(index[k] for k in range(n_classes))
