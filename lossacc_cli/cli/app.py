@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -31,14 +33,17 @@ from lossacc_cli.cli.common import (
     read_options,
     resolve_path,
 )
+from lossacc_cli.cli.config import load_config
 from lossacc_cli.cli.output import emit, is_plain, stderr_console, stdout_console
 from lossacc_cli.errors import UsageError
 from lossacc_cli.analysis.calibration import calibration_report
 from lossacc_cli.analysis.compare import compare_epochs
-from lossacc_cli.analysis.diagnosis import diagnose
+from lossacc_cli.analysis.check import CheckConfig, evaluate, parse_fraction, parse_threshold
+from lossacc_cli.analysis.diagnosis import VERDICTS, diagnose
 from lossacc_cli.analysis.dynamics import suspected_label_errors, training_dynamics
 from lossacc_cli.analysis.outliers import outlier_report
 from lossacc_cli.render.analyze import analyze_json, analyze_renderable
+from lossacc_cli.render.check import check_github, check_json, check_junit, check_renderable
 from lossacc_cli.render.calibration import calibration_json, calibration_renderable
 from lossacc_cli.render.diagnosis import diagnosis_json
 from lossacc_cli.render.attribution import (
@@ -232,6 +237,117 @@ def calibration(
         else:
             plain = bool(output) or is_plain(stdout_console())
             emit(calibration_renderable(rep, plain=plain), None, output=output)
+
+
+class CheckFormat(str, Enum):
+    table = "table"
+    json = "json"
+    github = "github"
+    junit = "junit"
+
+
+@app.command()
+def check(
+    path: PathArg = None,
+    max_loss: Annotated[Optional[str], typer.Option("--max-loss", help="Fail if the loss (nats) exceeds this.")] = None,
+    min_accuracy: Annotated[
+        Optional[str], typer.Option("--min-accuracy", help="Fail if accuracy is below this (0.9 or 90%).")
+    ] = None,
+    max_ece: Annotated[Optional[str], typer.Option("--max-ece", help="Fail if ECE (15 bins) exceeds this.")] = None,
+    max_loss_rise: Annotated[
+        Optional[str],
+        typer.Option("--max-loss-rise", help="Fail if the loss is above its minimum by more than this (nats, or 5%)."),
+    ] = None,
+    max_top1pct_share: Annotated[
+        Optional[str], typer.Option("--max-top1pct-share", help="Fail if the top 1% of samples carry more of the loss.")
+    ] = None,
+    max_above_baseline: Annotated[
+        Optional[str],
+        typer.Option("--max-above-baseline", help="Fail if loss - H(prior) exceeds this (nats; 0: never above chance)."),
+    ] = None,
+    fail_on: Annotated[
+        Optional[list[str]], typer.Option("--fail-on", help="Fail if the diagnosis gives this verdict (repeatable).")
+    ] = None,
+    epoch: Annotated[
+        Optional[str], typer.Option("--epoch", "-e", help="Epoch the rules look at: a number, best or last (default).")
+    ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", help="Rules file (lossacc.toml or pyproject.toml).")
+    ] = None,
+    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="table, json, github or junit.")] = CheckFormat.table,
+    output: OutputOpt = None,
+    split: SplitOpt = None,
+    label_col: LabelColOpt = None,
+    id_col: IdColOpt = None,
+    scores: ScoresOpt = None,
+    renormalize: RenormOpt = False,
+    class_names: ClassNamesOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """CI gate: evaluate rules and exit 0 (all pass), 1 (a rule failed) or 2 (cannot judge).
+
+    Rules come from options, or from [tool.lossacc.check] in the nearest pyproject.toml or [check] in
+    lossacc.toml (options override). Example: lossacc check preds/ --max-loss-rise 5% --min-accuracy 0.9
+    """
+    with cli_errors(debug):
+        cfg = _check_config(config, epoch, max_loss, min_accuracy, max_ece, max_loss_rise, max_top1pct_share,
+                            max_above_baseline, fail_on)
+        options = read_options(label_col, id_col, scores, split, renormalize)
+        run = _load(resolve_path(path), Format.json, class_names, options)
+        verdicts: tuple[str, ...] = ()
+        if cfg.fail_on:
+            ov = overview(run.summaries)
+            dx = diagnose(run, training_dynamics(run), ov.best_loss_epoch, run.records[-1].epoch)
+            verdicts = tuple(v.name for v in dx.verdicts)
+        result = evaluate(run, cfg, verdicts)
+        if fmt is CheckFormat.json:
+            emit(None, dumps(document("check", check_json(result, run.notes))), output=output)
+        elif fmt is CheckFormat.github:
+            emit(None, check_github(result), output=output)
+        elif fmt is CheckFormat.junit:
+            emit(None, check_junit(result), output=output)
+        else:
+            plain = bool(output) or is_plain(stdout_console())
+            emit(check_renderable(result, plain=plain), None, output=output)
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def _check_config(config_path, epoch, max_loss, min_accuracy, max_ece, max_loss_rise, max_top1pct_share,
+                  max_above_baseline, fail_on) -> CheckConfig:
+    source, table = load_config(config_path)
+    where = str(source) if source else "options"
+
+    def pick(option_value, key):
+        return option_value if option_value is not None else table.get(key)
+
+    def threshold(value, key, option, *, relative=False, fraction=False):
+        if value is None:
+            return None
+        name = option if value is not table.get(key) else f"{where}: {key}"
+        return parse_fraction(name, value) if fraction else parse_threshold(name, value, allow_relative=relative)
+
+    verdict_names = list(fail_on) if fail_on else list(table.get("fail_on", []))
+    unknown = [v for v in verdict_names if v not in VERDICTS]
+    if unknown:
+        raise UsageError(f"--fail-on {unknown[0]!r} is not a verdict; verdicts: {', '.join(VERDICTS)}")
+    cfg = CheckConfig(
+        epoch=str(pick(epoch, "epoch") or "last"),
+        max_loss=threshold(pick(max_loss, "max_loss"), "max_loss", "--max-loss"),
+        min_accuracy=threshold(pick(min_accuracy, "min_accuracy"), "min_accuracy", "--min-accuracy", fraction=True),
+        max_ece=threshold(pick(max_ece, "max_ece"), "max_ece", "--max-ece"),
+        max_loss_rise=threshold(pick(max_loss_rise, "max_loss_rise"), "max_loss_rise", "--max-loss-rise", relative=True),
+        max_top1pct_share=threshold(pick(max_top1pct_share, "max_top1pct_share"), "max_top1pct_share",
+                                    "--max-top1pct-share", fraction=True),
+        max_above_baseline=threshold(pick(max_above_baseline, "max_above_baseline"), "max_above_baseline",
+                                     "--max-above-baseline"),
+        fail_on=tuple(verdict_names),
+    )
+    if cfg.n_rules == 0:
+        raise UsageError(
+            "check: no rules given; pass e.g. --max-loss-rise 5% or --min-accuracy 0.9, or put them in "
+            "[tool.lossacc.check] of pyproject.toml"
+        )
+    return cfg
 
 
 def main() -> None:
