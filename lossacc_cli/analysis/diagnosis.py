@@ -53,9 +53,11 @@ class Thresholds:
         recalibrated loss rises (temperature does not recover it).
     label_noise_min_explained
         suspected label noise: suspected label errors carry at least this fraction of the rise.
-    class_min_explained, class_min_classes
-        class-specific: one or two classes carry at least this fraction of the rise, in a task with at
-        least ``class_min_classes`` classes.
+    class_min_explained, class_second_min, class_min_classes
+        class-specific: one or two classes carry at least ``class_min_explained`` of the growth of the
+        classes whose loss grew (the second class is named when it carries at least
+        ``class_second_min``, and when two is at most ``class_max_fraction`` of the classes), in a task
+        with at least ``class_min_classes`` classes.
     min_explained
         A verdict explaining less than this fraction of the rise is not given.
     tie_band
@@ -72,7 +74,9 @@ class Thresholds:
     broad_min_median_share: float = 0.25
     label_noise_min_explained: float = 0.3
     class_min_explained: float = 0.6
+    class_second_min: float = 0.15
     class_min_classes: int = 4
+    class_max_fraction: float = 0.25
     min_explained: float = 0.2
     tie_band: float = 0.1
 
@@ -160,33 +164,42 @@ def diagnose(
     base = dict(epoch_from=ra.epoch, epoch_to=rb.epoch, loss_from=float(la.mean()), loss_to=float(lb.mean()),
                 accuracy_from=acc_a, accuracy_to=acc_b, rise=rise, checkpoint=advice)
     if ra.epoch >= rb.epoch or rise < max(th.min_rise_nats, th.min_rise_relative * float(la.mean())):
-        v = Verdict(NO_DIVERGENCE, float("nan"),
-                    f"no loss rise to explain from epoch {ra.epoch} to {rb.epoch} "
-                    f"({rise:+.4f} nats, accuracy {100 * (acc_b - acc_a):+.2f} points)",
+        text = (
+            f"the loss is lowest at epoch {rb.epoch}, the epoch compared: loss and accuracy move together"
+            if ra.epoch >= rb.epoch
+            else f"no loss rise to explain from epoch {ra.epoch} to {rb.epoch} "
+            f"({rise:+.4f} nats, accuracy {100 * (acc_b - acc_a):+.2f} points)"
+        )
+        v = Verdict(NO_DIVERGENCE, float("nan"), text,
                     {"loss_change_nats": rise, "accuracy_change": acc_b - acc_a})
         return Diagnosis(verdicts=(v,), **base)
 
     causes: list[Verdict] = []
     median_change = float(np.median(lb) - np.median(la))
     median_share = median_change / rise
+    # Sample-level causes are measured against the gross increase (the sum of the positive per-sample
+    # changes): the net rise is what is left after other samples improved, so a handful of samples
+    # can "explain" several times the net rise, and shares of it would all be capped at 100%.
+    gross = np.maximum(d, 0.0)
+    gross_total = float(gross.sum())
+    order = np.argsort(-d, kind="stable")
+    conc = concentration(d, lb, fractions=(0.5, 0.8))
 
     # tail-driven
-    conc = concentration(d, lb, fractions=(0.5, 0.8))
-    order = np.argsort(-d, kind="stable")
-    tail = order[: conc[1].count]
-    tail_explained = _cap(float(d[tail].sum()) / n / rise)
-    tail_ok = conc[1].count <= th.tail_max_samples * n and median_share <= th.tail_max_median_share
-    if tail_ok:
+    tail = order[: max(1, int(th.tail_max_samples * n))]
+    tail_explained = _cap(float(gross[tail].sum()) / gross_total) if gross_total > 0 else 0.0
+    if conc[1].count <= th.tail_max_samples * n and median_share <= th.tail_max_median_share:
         causes.append(Verdict(
             TAIL_DRIVEN, tail_explained,
-            f"{conc[1].count} samples ({100 * conc[1].count / n:.2f}%) carry 80% of the loss increase while the "
-            f"median loss changes by {median_change:+.4f} nats",
+            f"{_samples(conc[1].count)} ({100 * conc[1].count / n:.2f}%) carry 80% of the summed per-sample loss "
+            f"increases while the median loss changes by {median_change:+.4f} nats; mean loss at epoch {rb.epoch} "
+            f"without them: {conc[1].loss_b_without:.4f} nats",
             {"samples_50pct": conc[0].count, "samples_80pct": conc[1].count, "samples_share_80pct": conc[1].count / n,
              "median_loss_from": float(np.median(la)), "median_loss_to": float(np.median(lb)),
              "loss_to_without_80pct_set": conc[1].loss_b_without},
         ))
 
-    # overconfidence
+    # overconfidence: the part of the rise that temperature scaling removes
     if not math.isnan(sb.recalibrated_loss):
         removed = sb.loss - sb.recalibrated_loss
         oc_explained = _cap(removed / rise)
@@ -205,54 +218,66 @@ def diagnose(
                  "gap_from": sa.overconfidence_gap, "gap_to": sb.overconfidence_gap},
             ))
 
-    # broad overfitting
-    if not math.isnan(sb.recalibrated_loss) and not math.isnan(sa.recalibrated_loss):
-        refinement_rise = sb.recalibrated_loss - sa.recalibrated_loss
-        if median_share >= th.broad_min_median_share and refinement_rise > 0:
+    # broad overfitting: the median rises and temperature does not bring the loss back
+    if median_share >= th.broad_min_median_share:
+        if not math.isnan(sb.recalibrated_loss) and not math.isnan(sa.recalibrated_loss):
+            refinement_rise = sb.recalibrated_loss - sa.recalibrated_loss
+            if refinement_rise > 0:
+                causes.append(Verdict(
+                    BROAD_OVERFITTING, _cap(refinement_rise / rise),
+                    f"the median loss rises too ({median_change:+.4f} nats) and the recalibrated loss rises "
+                    f"{sa.recalibrated_loss:.4f} -> {sb.recalibrated_loss:.4f} nats: temperature does not recover it",
+                    {"median_loss_change": median_change, "recalibrated_loss_from": sa.recalibrated_loss,
+                     "recalibrated_loss_to": sb.recalibrated_loss},
+                ))
+        else:
             causes.append(Verdict(
-                BROAD_OVERFITTING, _cap(refinement_rise / rise),
-                f"the median loss rises too ({median_change:+.4f} nats) and the recalibrated loss rises "
-                f"{sa.recalibrated_loss:.4f} -> {sb.recalibrated_loss:.4f} nats: temperature does not recover it",
-                {"median_loss_change": median_change, "recalibrated_loss_from": sa.recalibrated_loss,
-                 "recalibrated_loss_to": sb.recalibrated_loss},
+                BROAD_OVERFITTING, _cap(median_share),
+                f"the median loss rises too ({median_change:+.4f} nats); no scores to test recalibration",
+                {"median_loss_change": median_change},
             ))
-    elif median_share >= th.broad_min_median_share:
-        causes.append(Verdict(
-            BROAD_OVERFITTING, _cap(median_share),
-            f"the median loss rises too ({median_change:+.4f} nats); no scores to test recalibration",
-            {"median_loss_change": median_change},
-        ))
 
     # suspected label noise
     suspects = suspect_mask(dynamics)[rows]
-    if suspects.any():
-        ln_explained = _cap(float(d[suspects].sum()) / n / rise)
-        in_tail = int(suspects[tail].sum())
+    if suspects.any() and gross_total > 0:
+        ln_explained = _cap(float(gross[suspects].sum()) / gross_total)
+        top_set = order[: conc[1].count]
+        in_tail = int(suspects[top_set].sum())
         if ln_explained >= th.label_noise_min_explained:
             causes.append(Verdict(
                 LABEL_NOISE, ln_explained,
-                f"{int(suspects.sum())} samples are predicted as one other class, confidently, in most epochs; "
-                f"they carry {100 * ln_explained:.0f}% of the rise ({in_tail} of the {tail.shape[0]} samples "
-                "making 80% of the increase)",
+                f"{_samples(int(suspects.sum()))} predicted as one other class, confidently, in most epochs while "
+                f"their label gets <= 10% probability; they carry {100 * ln_explained:.0f}% of the summed loss "
+                f"increases ({in_tail} of the {top_set.shape[0]} samples making 80% of it)",
                 {"suspects": int(suspects.sum()), "suspects_in_80pct_set": in_tail},
             ))
 
-    # class-specific
+    # class-specific: one or two classes carry most of the growth (net per class, positive part)
     labels = ra.labels[ia]
     present = np.unique(labels)
     if present.shape[0] >= th.class_min_classes:
-        contribution = np.bincount(labels, weights=d, minlength=run.n_classes) / n / rise
-        top2 = np.argsort(-contribution, kind="stable")[:2]
-        one, two = float(contribution[top2[0]]), float(contribution[top2].sum())
-        chosen = top2[:1] if one >= th.class_min_explained else top2 if two >= th.class_min_explained else None
+        net = np.bincount(labels, weights=d, minlength=run.n_classes)
+        positive = np.maximum(net, 0.0)
+        share = positive / positive.sum() if positive.sum() > 0 else positive
+        top2 = np.argsort(-share, kind="stable")[:2]
+        one, two = float(share[top2[0]]), float(share[top2].sum())
+        # Name the second class too when it carries a real part of the growth (a swap hits two classes).
+        most = max(1, int(th.class_max_fraction * present.shape[0]))
+        if two >= th.class_min_explained:
+            chosen = top2 if float(share[top2[1]]) >= th.class_second_min and most >= 2 else top2[:1]
+            if float(share[chosen].sum()) < th.class_min_explained:
+                chosen = None
+        else:
+            chosen = None
         if chosen is not None:
-            share = _cap(float(contribution[chosen].sum()))
+            explained = _cap(float(share[chosen].sum()))
             names = ", ".join(_class_label(int(k), run.class_names) for k in chosen)
             causes.append(Verdict(
-                CLASS_SPECIFIC, share,
+                CLASS_SPECIFIC, explained,
                 f"class{'es' if len(chosen) > 1 else ''} {names} carr{'y' if len(chosen) > 1 else 'ies'} "
-                f"{100 * share:.0f}% of the rise",
-                {"classes": [int(k) for k in chosen], "shares": [float(contribution[k]) for k in chosen]},
+                f"{100 * explained:.0f}% of the loss growth of the classes whose loss grew",
+                {"classes": [int(k) for k in chosen], "shares": [float(share[k]) for k in chosen],
+                 "contributions_nats": [float(net[k] / n) for k in chosen]},
             ))
 
     causes = [c for c in causes if c.explained >= th.min_explained]
@@ -288,6 +313,10 @@ def _order_within_band(causes: list[Verdict], band: float) -> list[Verdict]:
                 out[i], out[i + 1] = b, a
                 changed = True
     return out
+
+
+def _samples(count: int) -> str:
+    return "1 sample" if count == 1 else f"{count} samples"
 
 
 def _class_label(k: int, names) -> str:
