@@ -81,27 +81,27 @@ def test_ids_missing_from_one_epoch_are_excluded_and_reported():
 
 
 def test_dynamics_by_hand():
-    # sample 0 (label 0): predicted class 1 with conf .8 at all three epochs -> suspected label error
+    # sample 0 (label 0): predicted class 1 with conf .85 and p[label] .05 at all three epochs -> suspect
     # sample 1 (label 0): correct, wrong, correct -> one forgetting event, fraction correct 2/3
     # sample 2 (label 2): always correct
-    p1 = np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
-    p2 = np.array([[0.1, 0.8, 0.1], [0.3, 0.6, 0.1], [0.1, 0.1, 0.8]])
-    p3 = np.array([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8]])
+    p1 = np.array([[0.05, 0.85, 0.1], [0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    p2 = np.array([[0.05, 0.85, 0.1], [0.3, 0.6, 0.1], [0.1, 0.1, 0.8]])
+    p3 = np.array([[0.05, 0.85, 0.1], [0.9, 0.05, 0.05], [0.1, 0.1, 0.8]])
     labels = [0, 0, 2]
     run = build_run("r", [epoch(np.log(p), labels, epoch_no=i) for i, p in enumerate((p1, p2, p3), 1)])
     d = training_dynamics(run)
     assert d.forgetting.tolist() == [0, 1, 0]
     assert d.fraction_correct.tolist() == pytest.approx([0, 2 / 3, 1])
-    assert d.confidence.tolist() == pytest.approx([0.1, (0.7 + 0.3 + 0.9) / 3, 0.8])
+    assert d.confidence.tolist() == pytest.approx([0.05, (0.7 + 0.3 + 0.9) / 3, 0.8])
     # population std of [.7 .3 .9]: mean .633333, deviations .066667 -.333333 .266667 -> sqrt(.062222) = .249444
     assert d.variability[1] == pytest.approx(0.249444, abs=1e-6)
     assert d.mode_class.tolist() == [1, 0, 2]
     assert d.mode_fraction.tolist() == pytest.approx([1.0, 2 / 3, 1.0])
-    # margins: z = ln p; sample 0: ln .1 - ln .8 = -2.079442 at every epoch
-    assert d.mean_margin[0] == pytest.approx(math.log(0.1 / 0.8))
+    # margins: z = ln p; sample 0: ln .05 - ln .85 = -2.833213 at every epoch
+    assert d.mean_margin[0] == pytest.approx(math.log(0.05 / 0.85))
     suspects = suspected_label_errors(run, d)
     assert [(s.id, s.label, s.predicted_as) for s in suspects] == [(0, 0, 1)]
-    assert suspects[0].mean_confidence == pytest.approx(0.8)
+    assert suspects[0].mean_confidence == pytest.approx(0.85)
 
 
 def test_binary_outlier_is_named_first_with_mean_loss_without_it():

@@ -152,13 +152,31 @@ def test_healthy_run_gets_no_false_verdict():
 
 
 def test_checkpoint_advice_refine_then_calibrate():
+    # effective loss per epoch: L(T*) when the fit is usable, else L at T = 1; the advice is the argmin
     run, _ = _tail_run()
     advice = dx.checkpoint_advice(run)
-    by_epoch = {s.epoch: s for s in run.summaries}
-    best_recal = min(run.summaries, key=lambda s: s.recalibrated_loss)
-    assert advice.recommended_epoch == best_recal.epoch
-    assert advice.loss_gain_nats == pytest.approx(by_epoch[advice.best_loss_epoch].loss - best_recal.recalibrated_loss)
-    assert advice.recommended_temperature == best_recal.temperature
+    effective = {
+        s.epoch: (s.loss, 1.0) if s.temperature_at_bound else (s.recalibrated_loss, s.temperature)
+        for s in run.summaries
+    }
+    best_epoch = min(effective, key=lambda e: effective[e][0])
+    lowest_raw = min(s.loss for s in run.summaries)
+    assert advice.recommended_epoch == best_epoch
+    assert advice.recommended_temperature == effective[best_epoch][1]
+    assert advice.loss_gain_nats == pytest.approx(lowest_raw - effective[best_epoch][0])
+    assert advice.loss_gain_nats >= 0
+
+
+def test_checkpoint_advice_ignores_temperature_fits_at_the_bound():
+    # every sample correct with margin m at each epoch: T* runs to its lower bound (loss -> 0), which
+    # must not be recommended; the advice falls back to the lowest raw loss at T = 1
+    labels = np.arange(30) % 3
+    run = build_run("r", [epoch(_onehot_logits(labels, 3, m), labels, epoch_no=e) for e, m in ((1, 1.0), (2, 2.0))])
+    assert all(s.temperature_at_bound for s in run.summaries)
+    advice = dx.checkpoint_advice(run)
+    assert advice.recommended_epoch == 2 and advice.recommended_temperature == 1.0
+    assert advice.best_recalibrated_epoch is None
+    assert advice.loss_gain_nats == 0.0
 
 
 def test_explained_shares_are_fractions():

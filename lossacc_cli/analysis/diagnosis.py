@@ -125,22 +125,32 @@ def _cap(x: float) -> float:
 
 
 def checkpoint_advice(run: Run) -> Checkpoint:
+    """Refine-then-calibrate: keep the epoch whose loss after its own temperature is lowest.
+
+    An epoch's effective loss is L(T*) when its temperature fit is usable, else L at T = 1 (no
+    scores, or T* at a search bound: e.g. every sample correct, where the loss falls without limit
+    as T -> 0). So the advice is never worse than the lowest raw loss.
+    """
     s = run.summaries
     best = min(s, key=lambda e: (e.loss, e.epoch))
     best_acc = min(s, key=lambda e: (-e.accuracy, e.epoch))
-    recal = [e for e in s if not math.isnan(e.recalibrated_loss)]
-    if not recal:
-        return Checkpoint(best.epoch, best_acc.epoch, None, best.epoch, float("nan"), 0.0, 0.0,
-                          f"keep epoch {best.epoch} (lowest loss); no scores to recalibrate")
-    rec = min(recal, key=lambda e: (e.recalibrated_loss, e.epoch))
-    gain = best.loss - rec.recalibrated_loss
+    usable = [e for e in s if not math.isnan(e.recalibrated_loss) and not e.temperature_at_bound]
+    best_recal = min(usable, key=lambda e: (e.recalibrated_loss, e.epoch)).epoch if usable else None
+
+    def effective(e) -> tuple[float, float]:
+        ok = not math.isnan(e.recalibrated_loss) and not e.temperature_at_bound
+        return (e.recalibrated_loss, e.temperature) if ok else (e.loss, 1.0)
+
+    rec = min(s, key=lambda e: (effective(e)[0], e.epoch))
+    loss, temperature = effective(rec)
+    gain = best.loss - loss
     acc_gain = rec.accuracy - best.accuracy
+    how = f"divide its logits by T* = {temperature:.3f}" if temperature != 1.0 else "use it as it is (T = 1)"
     text = (
-        f"keep epoch {rec.epoch} and divide its logits by T* = {rec.temperature:.3f}: loss "
-        f"{rec.recalibrated_loss:.4f} nats, {gain:.4f} nats below epoch {best.epoch}'s {best.loss:.4f} "
-        f"(the lowest raw loss), accuracy {100 * acc_gain:+.2f} points"
+        f"keep epoch {rec.epoch} and {how}: loss {loss:.4f} nats, {gain:.4f} nats below epoch "
+        f"{best.epoch}'s {best.loss:.4f} (the lowest raw loss), accuracy {100 * acc_gain:+.2f} points"
     )
-    return Checkpoint(best.epoch, best_acc.epoch, rec.epoch, rec.epoch, rec.temperature, gain, acc_gain, text)
+    return Checkpoint(best.epoch, best_acc.epoch, best_recal, rec.epoch, temperature, gain, acc_gain, text)
 
 
 def diagnose(

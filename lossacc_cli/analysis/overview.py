@@ -18,7 +18,8 @@ class Overview:
     ``diverging`` are the epochs after the lowest-loss epoch whose mean loss is above that minimum
     while accuracy is at or above its value there: the loss-up/accuracy-up puzzle. (Earlier epochs
     with a higher loss are the loss coming down, not rising, so they are not marked.) ``above_baseline`` are
-    the epochs whose mean loss exceeds the chance baseline H(prior).
+    the epochs whose mean loss exceeds the chance baseline H(prior). ``best_recalibrated_epoch`` ignores
+    epochs whose T* lies at the search bound (None when every epoch does or there are no scores).
     """
 
     best_loss_epoch: int
@@ -38,7 +39,9 @@ def overview(summaries: list[EpochSummary]) -> Overview:
     """Compute the overview; ``summaries`` sorted by epoch, at least one."""
     best = _argbest(summaries, lambda s: s.loss)
     best_acc = _argbest(summaries, lambda s: s.accuracy, maximize=True)
-    recal = [s for s in summaries if not math.isnan(s.recalibrated_loss)]
+    # A fit at the search bound (e.g. every sample correct: the loss keeps falling as T -> 0) is not a
+    # usable recalibration, so it cannot be the best recalibrated epoch.
+    recal = [s for s in summaries if not math.isnan(s.recalibrated_loss) and not s.temperature_at_bound]
     best_recal = _argbest(recal, lambda s: s.recalibrated_loss).epoch if recal else None
     diverging = tuple(
         s.epoch

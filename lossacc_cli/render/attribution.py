@@ -10,7 +10,7 @@ from rich.text import Text
 from lossacc_cli.analysis.compare import Comparison
 from lossacc_cli.analysis.dynamics import Suspect
 from lossacc_cli.analysis.outliers import OutlierReport
-from lossacc_cli.render.style import nats, new_table, num, pct, prob
+from lossacc_cli.render.style import nats, new_table, num, pct, plural, prob
 
 
 def class_name(k: int, names) -> str:
@@ -85,7 +85,7 @@ def comparison_text(c: Comparison) -> Text:
         if k.count:
             lines.append(
                 f"{int(k.fraction * 100)}% of the summed per-sample loss increases comes from "
-                f"{k.count} samples ({pct(k.share_of_samples)}); "
+                f"{plural(k.count, 'sample')} ({pct(k.share_of_samples)}); "
                 f"mean loss at {c.epoch_b} without them: {nats(k.loss_b_without)} nats\n"
             )
     return lines
@@ -167,7 +167,7 @@ def outliers_renderable(rep: OutlierReport, names, *, plain: bool):
         t.add_row(str(s.id), class_name(s.label, names), class_name(s.pred, names),
                   prob(s.true_prob), num(s.confidence, 4), nats(s.loss))
     tail = Text(
-        f"Mean loss without the {rep.n_outliers} outlying samples: {nats(rep.loss_without)} nats "
+        f"Mean loss without the {plural(rep.n_outliers, 'outlying sample')}: {nats(rep.loss_without)} nats "
         f"(with them: {nats(rep.loss)})\n"
         if rep.n_outliers
         else "No outlying samples by this rule.\n"

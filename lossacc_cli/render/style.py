@@ -23,7 +23,15 @@ def num(x: float, digits: int = 3) -> str:
 
 class PlainTable(Table):
     """A rich table whose headers and cells are literal text (never parsed as markup: ids and
-    column names such as ``p[label]`` contain brackets)."""
+    column names such as ``p[label]`` contain brackets). Its heading prints as a line of its own above
+    the table, so a long heading is not wrapped to the width of a narrow table."""
+
+    heading: Text | None = None
+
+    def __rich_console__(self, console, options):
+        if self.heading is not None:
+            yield self.heading
+        yield from super().__rich_console__(console, options)
 
     def add_column(self, header="", *args, **kwargs):
         return super().add_column(Text(str(header)), *args, **kwargs)
@@ -41,8 +49,14 @@ def prob(x: float) -> str:
 
 def new_table(title: str | None, *, plain: bool) -> Table:
     """A rich table; plain output has no box and no colour so it stays parseable by awk/cut."""
-    title = Text(title) if title else None
     if plain:
-        return PlainTable(title=title, box=None, show_edge=False, pad_edge=False, header_style="",
-                          title_style="", title_justify="left")
-    return PlainTable(title=title, box=box.SIMPLE_HEAVY, header_style="bold", title_justify="left")
+        table = PlainTable(box=None, show_edge=False, pad_edge=False, header_style="")
+    else:
+        table = PlainTable(box=box.SIMPLE_HEAVY, header_style="bold")
+    table.heading = Text(title, style="" if plain else "bold") if title else None
+    return table
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 sample``, ``2 samples``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
