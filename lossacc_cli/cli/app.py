@@ -103,6 +103,15 @@ def _load(path, fmt: Format, class_names_file, options) -> Run:
     return run
 
 
+def _respond(command: str, fmt: Format, output: str | None, body, view) -> None:
+    """Print (or write to ``output``) the JSON document from ``body()`` or the view from ``view(plain)``."""
+    if fmt is Format.json:
+        emit(None, dumps(document(command, body())), output=output)
+    else:
+        plain = bool(output) or is_plain(stdout_console())
+        emit(view(plain), None, output=output)
+
+
 @app.command()
 def analyze(
     path: PathArg = None,
@@ -134,16 +143,17 @@ def analyze(
         dynamics = training_dynamics(run)
         suspects = suspected_label_errors(run, dynamics)
         dx = diagnose(run, dynamics, a, b)
-        if fmt is Format.json:
-            body = analyze_json(run, ov)
-            body["diagnosis"] = diagnosis_json(dx)
-            body["responsibility"] = comparison_json(comparison) if comparison else None
-            body["suspected_label_errors"] = suspects_json(suspects, top)
-            emit(None, dumps(document("analyze", body)), output=output)
-        else:
-            plain = bool(output) or is_plain(stdout_console())
-            view = analyze_renderable(run, ov, dx, comparison, suspects, top=top, plain=plain)
-            emit(view, None, output=output)
+
+        def body() -> dict:
+            return {
+                **analyze_json(run, ov),
+                "diagnosis": diagnosis_json(dx),
+                "responsibility": comparison_json(comparison) if comparison else None,
+                "suspected_label_errors": suspects_json(suspects, top),
+            }
+
+        _respond("analyze", fmt, output, body,
+                 lambda plain: analyze_renderable(run, ov, dx, comparison, suspects, top=top, plain=plain))
 
 
 @app.command()
@@ -169,11 +179,8 @@ def outliers(
         options = read_options(label_col, id_col, scores, split, renormalize)
         run = _load(resolve_path(path), fmt, class_names, options)
         rep = outlier_report(run, run.resolve_epoch(epoch), top=top)
-        if fmt is Format.json:
-            emit(None, dumps(document("outliers", outliers_json(rep))), output=output)
-        else:
-            plain = bool(output) or is_plain(stdout_console())
-            emit(outliers_renderable(rep, run.class_names, plain=plain), None, output=output)
+        _respond("outliers", fmt, output, lambda: outliers_json(rep),
+                 lambda plain: outliers_renderable(rep, run.class_names, plain=plain))
 
 
 @app.command()
@@ -202,11 +209,8 @@ def compare(
         a = run.resolve_epoch(from_epoch or "best")
         b = run.resolve_epoch(to_epoch or "last")
         c = compare_epochs(run, a, b, top=top)
-        if fmt is Format.json:
-            emit(None, dumps(document("compare", comparison_json(c))), output=output)
-        else:
-            plain = bool(output) or is_plain(stdout_console())
-            emit(compare_renderable(c, run.class_names, top=top, plain=plain), None, output=output)
+        _respond("compare", fmt, output, lambda: comparison_json(c),
+                 lambda plain: compare_renderable(c, run.class_names, top=top, plain=plain))
 
 
 @app.command()
@@ -232,11 +236,8 @@ def calibration(
         options = read_options(label_col, id_col, scores, split, renormalize)
         run = _load(resolve_path(path), fmt, class_names, options)
         rep = calibration_report(run, run.resolve_epoch(epoch))
-        if fmt is Format.json:
-            emit(None, dumps(document("calibration", calibration_json(rep))), output=output)
-        else:
-            plain = bool(output) or is_plain(stdout_console())
-            emit(calibration_renderable(rep, plain=plain), None, output=output)
+        _respond("calibration", fmt, output, lambda: calibration_json(rep),
+                 lambda plain: calibration_renderable(rep, plain=plain))
 
 
 class CheckFormat(str, Enum):
