@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test venv clean
+.PHONY: demo test fuzz venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+# The mutation fuzzer at length: FUZZ_CASES damaged files (another stream: FUZZ_SEED=N).
+FUZZ_CASES ?= 5000
+fuzz: $(VENV)/.installed-test
+	LOSSACC_FUZZ_CASES=$(FUZZ_CASES) $(if $(FUZZ_SEED),LOSSACC_FUZZ_SEED=$(FUZZ_SEED)) \
+		$(BIN)/python -m pytest tests/test_fuzz.py -rxf
 
 clean:
 	rm -rf $(VENV) build *.egg-info

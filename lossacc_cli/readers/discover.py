@@ -233,18 +233,22 @@ def _discover_folder(root: str) -> tuple[list[EpochSource], tuple[str, ...]]:
             source = EpochSource(epoch, path, _parts_format(path, parts))
             claims.append((source, display_path(path)))
         sources = _unique_epochs(claims, label)
-    notes.extend(_ignored_note(ignored, label))
     if not sources:
-        raise InputError(f"{label}: no .parquet or .npz epoch files found")
+        seen = f" (only {_shown(ignored)})" if ignored else ""
+        raise InputError(f"{label}: no .parquet or .npz epoch files found{seen}")
+    notes.extend(_ignored_note(ignored, label))
     return sources, tuple(notes)
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:_SHOWN]) + (", ..." if len(names) > _SHOWN else "")
 
 
 def _ignored_note(ignored: list[str], label: str) -> tuple[str, ...]:
     if not ignored:
         return ()
-    shown = ", ".join(ignored[:_SHOWN]) + (", ..." if len(ignored) > _SHOWN else "")
     noun = "file" if len(ignored) == 1 else "files"
-    return (f"ignored {len(ignored)} unrelated {noun} in {label}: {shown}",)
+    return (f"ignored {len(ignored)} unrelated {noun} in {label}: {_shown(ignored)}",)
 
 
 def _discover_epoch_folder(folder: str, epoch: int) -> tuple[list[EpochSource], tuple[str, ...]]:

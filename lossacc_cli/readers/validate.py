@@ -28,16 +28,26 @@ unchanged.
 LOSS_TOL = 1e-9
 """A stored loss may dip this far below 0 (rounding of ``-log(p)`` for p close to 1)."""
 
+MAX_INFERRED_CLASSES = 1 << 20
+"""Compact files without class names get K = max(label, pred) + 1; a larger K is damage, not data."""
+
 CLASS_NAMES_KEY = "lossacc.class_names"
 """Parquet schema metadata key holding a JSON list of class names."""
 
 RENORMALIZE_HINT = "pass --renormalize to rescale"
 
 
+# Control characters and line separators in a file name would split a one-line message.
+_ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    c: f"\\u{c:04x}" for c in (0x2028, 0x2029)
+}
+
+
 def display_path(path: str | bytes | os.PathLike[str]) -> str:
-    """A printable form of a path: undecodable bytes in file names become ``\\xff`` escapes."""
+    """A printable one-line form of a path: undecodable bytes in file names become ``\\xff``
+    escapes, and so do control characters (a newline is ``\\x0a``)."""
     raw = os.fsencode(path)
-    return raw.decode("utf-8", errors="backslashreplace")
+    return raw.decode("utf-8", errors="backslashreplace").translate(_ESCAPED)
 
 
 def file_error(label: str, what: str, exc: BaseException) -> InputError:
@@ -218,6 +228,18 @@ def _n_classes(raw: RawEpoch, ids: np.ndarray, class_names: tuple[str, ...] | No
         return len(class_names)
     labels = _checked_labels(raw, ids, 0)
     pred = _as_int(raw, "pred", ids)
+    for name, values in ((raw.label_field, labels), ("pred", pred)):
+        if values.max() >= MAX_INFERRED_CLASSES:  # per-class arrays would need K entries
+            shown, count = _rows_ids(ids, values >= MAX_INFERRED_CLASSES)
+            raise input_error(
+                raw.source,
+                name,
+                f"class index {int(values.max())} above {MAX_INFERRED_CLASSES - 1}, the most a "
+                "compact file without class names can use",
+                ids=shown,
+                count=count,
+                hint=f"list the class names in schema metadata '{CLASS_NAMES_KEY}'",
+            )
     return max(2, int(labels.max()) + 1, int(pred.max()) + 1)
 
 
