@@ -30,8 +30,6 @@ KNOWN_OPEN_BUGS = {
         lambda o: "'bytes' object has no attribute" in o.detail,
     "readers/parquet.py: invalid UTF-8 in column names or string values":
         lambda o: "UnicodeDecodeError" in o.detail or "ArrowException" in o.detail,
-    "analysis/compare.py: two epochs with no sample id in common":
-        lambda o: "ZeroDivisionError" in o.detail,
 }
 
 

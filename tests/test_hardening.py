@@ -864,8 +864,6 @@ def test_a_newline_in_an_unrelated_file_name_keeps_the_warning_on_one_line(tmp_p
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason="analysis/compare.py: concentration() divides by the "
-                   "number of common samples, 0 here (ZeroDivisionError -> internal error)")
 @pytest.mark.parametrize("command", ["analyze", "compare"])
 def test_epochs_without_a_common_sample_id(tmp_path, command):
     """Valid files whose ids never overlap: a clear exit 2, or exit 0 with nothing to compare."""
@@ -881,8 +879,6 @@ def test_epochs_without_a_common_sample_id(tmp_path, command):
         assert "missing from some epochs" in result.stderr and doc
 
 
-@pytest.mark.xfail(strict=True, reason="errors.format_ids / the warning print in cli/app.py "
-                   "put a sample id's newline into a warning, splitting it over two lines")
 def test_a_newline_in_a_sample_id_keeps_the_warning_on_one_line(tmp_path):
     p = np.array([[1.0, 0.0], [0.5, 0.5]])
     folder = parquet(tmp_path / "run" / "epoch_001.parquet",
@@ -894,8 +890,6 @@ def test_a_newline_in_a_sample_id_keeps_the_warning_on_one_line(tmp_path):
     assert warning.startswith("warning: ") and "clipped" in warning
 
 
-@pytest.mark.xfail(strict=True, reason="cli/app.py prints warnings with rich's emoji codes on: "
-                   "':smile:' in a file name becomes an emoji")
 def test_warnings_print_file_names_literally(tmp_path):
     folder = run_dir(tmp_path)
     (folder / "notes:smile:.txt").write_text("x")

@@ -8,6 +8,7 @@ import numpy as np
 
 from lossacc_cli.analysis.align import common_rows
 from lossacc_cli.analysis.run import Run
+from lossacc_cli.errors import InputError
 from lossacc_cli.metrics.calibration import equal_width_bins
 
 GROUPS = ("correct at both", "fixed", "broken", "wrong at both")
@@ -180,6 +181,11 @@ def compare_epochs(run: Run, epoch_a: int, epoch_b: int, *, top: int = 10) -> Co
     ra, rb = run.record(epoch_a), run.record(epoch_b)
     ids_rows, ia, ib = common_rows(ra, rb, len(run.ids))
     n = ids_rows.shape[0]
+    if n == 0:
+        raise InputError(
+            f"{run.path}: field 'sample_id': epochs {ra.epoch} and {rb.epoch} have no sample id in common "
+            f"({ra.rows.shape[0]} and {rb.rows.shape[0]} samples); they cannot be compared"
+        )
     sa, sb = ra.stats, rb.stats
     labels = ra.labels[ia]
     d = sb.loss[ib] - sa.loss[ia]

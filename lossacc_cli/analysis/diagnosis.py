@@ -168,6 +168,11 @@ def diagnose(
     rows, ia, ib = common_rows(ra, rb, len(run.ids))
     la, lb = ra.stats.loss[ia], rb.stats.loss[ib]
     n = rows.shape[0]
+    if n == 0:
+        v = Verdict(INCONCLUSIVE, float("nan"),
+                    f"epochs {ra.epoch} and {rb.epoch} have no sample id in common: nothing to compare", {})
+        return Diagnosis(ra.epoch, rb.epoch, sa.loss, sb.loss, sa.accuracy, sb.accuracy,
+                         sb.loss - sa.loss, (v,), advice)
     d = lb - la
     rise = float(d.mean()) if n else 0.0
     acc_a, acc_b = float(ra.stats.correct[ia].mean()), float(rb.stats.correct[ib].mean())

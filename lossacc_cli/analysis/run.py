@@ -57,13 +57,14 @@ class Run:
     def summaries(self) -> list[EpochSummary]:
         return [r.summary for r in self.records]
 
-    def record(self, epoch: int) -> EpochRecord:
+    def record(self, epoch: int, option: str = "epoch") -> EpochRecord:
         for r in self.records:
             if r.epoch == epoch:
                 return r
-        raise UsageError(f"epoch {epoch} is not in {self.path} (epochs: {_epoch_list(self.epochs)})")
+        where = f"{option} {epoch}" if option.startswith("--") else f"epoch {epoch}"
+        raise UsageError(f"{where}: epoch {epoch} is not in {self.path} (epochs: {_epoch_list(self.epochs)})")
 
-    def resolve_epoch(self, spec: str | int) -> int:
+    def resolve_epoch(self, spec: str | int, option: str = "--epoch") -> int:
         """``best`` (lowest mean loss), ``last``, or an epoch number present in the run."""
         text = str(spec).strip().lower()
         if text == "last":
@@ -73,8 +74,15 @@ class Run:
         try:
             epoch = int(text)
         except ValueError:
-            raise UsageError(f"--epoch must be a number, 'best' or 'last', not {spec!r}") from None
-        return self.record(epoch).epoch
+            raise UsageError(f"{option} must be a number, 'best' or 'last', not {spec!r}") from None
+        return self.record(epoch, option).epoch
+
+    def n_common(self, epoch_a: int, epoch_b: int) -> int:
+        """How many sample ids are present at both epochs."""
+        present = np.zeros(len(self.ids), dtype=np.int8)
+        present[self.record(epoch_a).rows] += 1
+        present[self.record(epoch_b).rows] += 1
+        return int((present == 2).sum())
 
 
 def _epoch_list(epochs: list[int]) -> str:

@@ -30,6 +30,7 @@ from lossacc_cli.cli.common import (
     TopOpt,
     cli_errors,
     load_class_names,
+    one_line,
     read_options,
     resolve_path,
 )
@@ -99,7 +100,7 @@ def _load(path, fmt: Format, class_names_file, options) -> Run:
             )
         run = dataclasses.replace(run, class_names=names)
     for note in run.notes:
-        err.print(f"warning: {note}", markup=False, highlight=False)
+        err.print(f"warning: {one_line(note)}", markup=False, highlight=False, emoji=False)
     return run
 
 
@@ -137,9 +138,9 @@ def analyze(
         options = read_options(label_col, id_col, scores, split, renormalize)
         run = _load(resolve_path(path), fmt, class_names, options)
         ov = overview(run.summaries)
-        a = run.resolve_epoch(from_epoch or ov.best_loss_epoch)
-        b = run.resolve_epoch(to_epoch or "last")
-        comparison = compare_epochs(run, a, b, top=top) if a != b else None
+        a = run.resolve_epoch(from_epoch or ov.best_loss_epoch, option="--from")
+        b = run.resolve_epoch(to_epoch or "last", option="--to")
+        comparison = compare_epochs(run, a, b, top=top) if a != b and run.n_common(a, b) else None
         dynamics = training_dynamics(run)
         suspects = suspected_label_errors(run, dynamics)
         dx = diagnose(run, dynamics, a, b)
@@ -178,7 +179,7 @@ def outliers(
     with cli_errors(debug):
         options = read_options(label_col, id_col, scores, split, renormalize)
         run = _load(resolve_path(path), fmt, class_names, options)
-        rep = outlier_report(run, run.resolve_epoch(epoch), top=top)
+        rep = outlier_report(run, run.resolve_epoch(epoch, option="--epoch"), top=top)
         _respond("outliers", fmt, output, lambda: outliers_json(rep),
                  lambda plain: outliers_renderable(rep, run.class_names, plain=plain))
 
@@ -206,8 +207,8 @@ def compare(
     with cli_errors(debug):
         options = read_options(label_col, id_col, scores, split, renormalize)
         run = _load(resolve_path(path), fmt, class_names, options)
-        a = run.resolve_epoch(from_epoch or "best")
-        b = run.resolve_epoch(to_epoch or "last")
+        a = run.resolve_epoch(from_epoch or "best", option="--from")
+        b = run.resolve_epoch(to_epoch or "last", option="--to")
         c = compare_epochs(run, a, b, top=top)
         _respond("compare", fmt, output, lambda: comparison_json(c),
                  lambda plain: compare_renderable(c, run.class_names, top=top, plain=plain))
@@ -235,7 +236,7 @@ def calibration(
     with cli_errors(debug):
         options = read_options(label_col, id_col, scores, split, renormalize)
         run = _load(resolve_path(path), fmt, class_names, options)
-        rep = calibration_report(run, run.resolve_epoch(epoch))
+        rep = calibration_report(run, run.resolve_epoch(epoch, option="--epoch"))
         _respond("calibration", fmt, output, lambda: calibration_json(rep),
                  lambda plain: calibration_renderable(rep, plain=plain))
 
