@@ -191,3 +191,20 @@ def test_class_names_file(run_dir, tmp_path):
     names.write_text("cat\ndog\n")
     r = _invoke("analyze", folder, "--class-names", names)
     assert r.exit_code == 2 and "2 names for 4 classes" in r.stderr
+
+
+def test_a_note_repeated_by_every_file_is_printed_once(tmp_path):
+    folder = tmp_path / "both"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 20)
+    for e in range(1, 6):
+        z = rng.normal(size=(20, 3))
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        np.savez(folder / f"epoch_{e}.npz", logits=z, probs=p, labels=labels, sample_ids=np.arange(20))
+    r = _invoke("analyze", folder, "--format", "json")
+    assert r.exit_code == 0
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    repeated = [w for w in warnings if "5 files" in w]
+    assert len(repeated) == 1, r.stderr
+    assert "epoch_1.npz" in repeated[0] and "epoch_5.npz" not in repeated[0]  # first three named, then ...

@@ -99,9 +99,38 @@ def _load(path, fmt: Format, class_names_file, options) -> Run:
                 f"--class-names {class_names_file}: {len(names)} names for {run.n_classes} classes"
             )
         run = dataclasses.replace(run, class_names=names)
-    for note in run.notes:
+    for note in collapse_notes(run.notes, [r.source for r in run.records]):
         err.print(f"warning: {one_line(note)}", markup=False, highlight=False, emoji=False)
     return run
+
+
+def collapse_notes(notes, sources) -> list[str]:
+    """One line for a note that every epoch file repeats: ``"<file>: text"`` for 100 files becomes
+    ``"text (100 files: epoch_001.npz, epoch_002.npz, ...)"``."""
+    known = set(sources)
+    groups: dict[str, list[str]] = {}
+    out: list[object] = []
+    for note in notes:
+        prefix, sep, rest = note.partition(": ")
+        if sep and prefix in known:
+            if rest not in groups:
+                groups[rest] = []
+                out.append(rest)
+            groups[rest].append(prefix)
+        else:
+            out.append((note,))
+    lines = []
+    for item in out:
+        if isinstance(item, tuple):
+            lines.append(item[0])
+            continue
+        files = groups[item]
+        if len(files) == 1:
+            lines.append(f"{files[0]}: {item}")
+        else:
+            shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+            lines.append(f"{item} ({len(files)} files: {shown})")
+    return lines
 
 
 def _respond(command: str, fmt: Format, output: str | None, body, view) -> None:
