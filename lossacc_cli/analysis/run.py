@@ -1,22 +1,38 @@
 """Load a whole run: every epoch read, validated and reduced to per-sample vectors and a summary.
 
-Only one epoch's score matrix is alive at a time; what crosses epochs is per-sample vectors
-(N floats each) and small summaries.
+Each epoch streams: its scores arrive in blocks (Parquet record batches, an NPZ memory map) and are
+reduced to per-sample vectors and summary sums as they come, so no score matrix is ever held twice
+and what crosses epochs is per-sample vectors (N floats each) and small summaries. Epochs are
+independent until the cross-epoch analysis: with ``jobs > 1`` several epochs are reduced at once in
+worker processes, or one large epoch on several threads. The result is identical whatever ``jobs``
+is (same blocks, same summation order, results assembled in epoch order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from lossacc_cli.errors import InputError, UsageError, format_ids
-from lossacc_cli.metrics.per_sample import SampleStats, sample_stats
-from lossacc_cli.metrics.summary import EpochSummary, summarize_epoch
-from lossacc_cli.readers import discover, read_epoch
+from lossacc_cli.metrics.per_sample import SampleStats
+from lossacc_cli.metrics.stream import EpochReducer, aligned_chunks, reduce_epoch_data
+from lossacc_cli.metrics.summary import EpochSummary
+from lossacc_cli.readers import EpochStream, discover, read_epoch, stream_epoch
 from lossacc_cli.readers.model import EpochData, EpochSource, ReadOptions
+
+PARALLEL_MIN_BYTES = 4 << 20
+"""Below this many bytes of input in all, worker processes cost more than they save."""
+
+THREAD_MIN_BYTES = 8 << 20
+"""An epoch gets one extra thread per this many bytes of scores (up to ``jobs``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,18 +126,189 @@ class _IdTable:
         return rows
 
 
-def reduce_epoch(data: EpochData) -> tuple[EpochSummary, SampleStats]:
-    """Per-sample vectors and the summary of one epoch (the unit of work per epoch)."""
-    stats = sample_stats(data)
-    return summarize_epoch(data, stats), stats
+def reduce_epoch(
+    data: EpochData | EpochStream, threads: int = 1
+) -> tuple[EpochSummary, SampleStats]:
+    """Per-sample vectors and the summary of one epoch (the unit of work per epoch).
+
+    ``data`` is an epoch in memory, or one whose scores stream in blocks; ``threads`` may reduce
+    a large streaming epoch on several threads (the result does not depend on it).
+    """
+    if isinstance(data, EpochStream):
+        return _reduce_stream(data, threads)
+    stats, summary = reduce_epoch_data(data)
+    return summary, stats
 
 
-def _clip_note(data: EpochData, stats: SampleStats) -> str | None:
+@dataclass(frozen=True, eq=False)
+class ReducedEpoch:
+    """What one epoch contributes to a run once its scores are gone (picklable, for workers)."""
+
+    epoch: int
+    source: str
+    kind: str
+    n_classes: int
+    class_names: tuple[str, ...] | None
+    ids: np.ndarray
+    ids_from_rows: bool
+    labels: np.ndarray
+    notes: tuple[str, ...]
+    summary: EpochSummary
+    stats: SampleStats
+    streamed: bool = False
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def _reduced(data: EpochData, stats: SampleStats, summary: EpochSummary, streamed: bool) -> ReducedEpoch:
+    return ReducedEpoch(
+        epoch=data.epoch,
+        source=data.source,
+        kind=data.kind,
+        n_classes=data.n_classes,
+        class_names=data.class_names,
+        ids=data.ids,
+        ids_from_rows=data.ids_from_rows,
+        labels=data.labels,
+        notes=data.notes,
+        summary=summary,
+        stats=stats,
+        streamed=streamed,
+    )
+
+
+def reduce_source(source: EpochSource, options: ReadOptions, threads: int = 1) -> ReducedEpoch:
+    """Read and reduce one epoch, streaming its scores when the layout allows.
+
+    Any problem on the streaming path sends the epoch to :func:`read_epoch`, which reads it whole:
+    its error (or its result) is the one that counts, so messages never depend on the path taken.
+    """
+    try:
+        stream = stream_epoch(source, options)
+        if stream is not None:
+            # one argument when one thread: reduce_epoch is the per-epoch hook wrappers replace
+            summary, stats = reduce_epoch(stream) if threads == 1 else reduce_epoch(stream, threads)
+            return _reduced(stream.header, stats, summary, streamed=True)
+    except Exception:  # noqa: BLE001, S110 - read_epoch below reports (or recovers from) the fault
+        pass
+    data = read_epoch(source, options)
+    summary, stats = reduce_epoch(data)
+    return _reduced(data, stats, summary, streamed=False)
+
+
+def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, SampleStats]:
+    header = stream.header
+    reducer = EpochReducer(header.kind, header.labels, header.n_classes, header.epoch)
+    threads = max(1, min(threads, stream.nbytes // THREAD_MIN_BYTES))
+    kept: list[tuple[int, np.ndarray]] = []  # the temperature fit passes over them again
+    # Decoded batches are copied into one matrix (the decoder's buffers are then reused, which
+    # costs less memory than keeping them); memory-mapped blocks are kept as they are.
+    matrix = None
+    if stream.transient:
+        shape = (header.n_samples, stream.n_classes)
+        matrix = np.empty(shape, dtype=stream.dtype, order=stream.order)
+    with _workers(threads) as pool:
+        batches = stream.batches(threads > 1)
+        if threads > 1:
+            batches = _prefetch(batches)
+        pending: deque[Future] = deque()
+        for start, chunk in aligned_chunks(batches, reducer.step, order=stream.order):
+            if matrix is None:
+                kept.append((start, chunk))
+                pending.append(pool.submit(reducer.reduce_chunk, start, chunk))
+            else:  # the copy is made by the task, on its thread
+                rows = matrix[start : start + chunk.shape[0]]
+                kept.append((start, rows))
+                pending.append(pool.submit(_copy_and_reduce, reducer, start, chunk, rows))
+            while len(pending) > 2 * threads:
+                reducer.merge(pending.popleft().result())
+        while pending:
+            reducer.merge(pending.popleft().result())
+
+        def run_pass(fn: Callable[[int, np.ndarray], None]) -> None:
+            for future in [pool.submit(fn, start, chunk) for start, chunk in kept]:
+                future.result()
+
+        stats, summary = reducer.finish(run_pass)
+    return summary, stats
+
+
+def _copy_and_reduce(reducer: EpochReducer, start: int, chunk: np.ndarray, rows: np.ndarray):
+    np.copyto(rows, chunk)
+    return reducer.reduce_chunk(start, rows)
+
+
+class _Inline(Executor):
+    """Runs each task at once, on the calling thread (jobs = 1: no threads at all)."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the future
+            future.set_exception(exc)
+        return future
+
+
+def _workers(threads: int) -> Executor:
+    return ThreadPoolExecutor(threads) if threads > 1 else _Inline()
+
+
+_DONE = object()
+
+
+def _prefetch(items: Iterator, depth: int = 2) -> Iterator:
+    """Run a generator ahead on its own thread (Arrow decodes without the GIL meanwhile)."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put((_DONE, None))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the consuming thread
+            buffer.put((_DONE, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator's own clean-up runs here, on its thread
+
+    thread = threading.Thread(target=produce, name="lossacc-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                buffer.get(timeout=0.1)
+            except queue.Empty:
+                pass
+
+
+def _clip_note(reduced: ReducedEpoch) -> str | None:
+    stats = reduced.stats
     if stats.n_clipped == 0:
         return None
-    ids = data.ids[stats.clipped]
+    ids = reduced.ids[stats.clipped]
     return (
-        f"{data.source}: p[label] = 0 for {format_ids(ids, stats.n_clipped)}; "
+        f"{reduced.source}: p[label] = 0 for {format_ids(ids, stats.n_clipped)}; "
         "clipped at float64 eps (loss 36.04 nats)"
     )
 
@@ -131,13 +318,15 @@ def load_run(
     options: ReadOptions = ReadOptions(),
     *,
     on_epoch: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> Run:
     """Discover, read and reduce every epoch under ``path``.
 
     ``on_epoch(done, total)`` is called after each epoch (for a progress bar); nothing here prints.
+    ``jobs`` is how many cores to use (0 or less: all of them); the result does not depend on it.
     """
     sources, notes = discover(path, options)
-    return load_sources(path, sources, options, notes=notes, on_epoch=on_epoch)
+    return load_sources(path, sources, options, notes=notes, on_epoch=on_epoch, jobs=jobs)
 
 
 def load_sources(
@@ -147,21 +336,89 @@ def load_sources(
     *,
     notes: tuple[str, ...] = (),
     on_epoch: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> Run:
-    """Read the given epochs one at a time and build the run."""
+    """Read and reduce the given epochs (in worker processes when it pays) and build the run."""
+    jobs = jobs if jobs > 0 else available_cores()
     total = len(sources)
+    workers = min(jobs, total) if total > 1 and _input_bytes(sources) >= PARALLEL_MIN_BYTES else 1
+    if workers > 1:
+        reduced = _in_processes(sources, options, workers, max(1, jobs // workers))
+    else:
+        reduced = (reduce_source(source, options, jobs) for source in sources)
 
-    def epochs():
-        for done, source in enumerate(sources, start=1):
-            yield read_epoch(source, options)
+    def counted() -> Iterator[ReducedEpoch]:
+        for done, item in enumerate(reduced, start=1):
+            yield item
             if on_epoch is not None:
                 on_epoch(done, total)
 
-    return build_run(path, epochs(), notes=notes)
+    return _assemble(path, counted(), notes=notes)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (what ``jobs=0`` means)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _input_bytes(sources: list[EpochSource]) -> int:
+    total = 0
+    for path in {s.path for s in sources}:
+        try:
+            if os.path.isdir(path):
+                total += sum(e.stat().st_size for e in os.scandir(path) if e.is_file())
+            else:
+                total += os.path.getsize(path)
+        except OSError:
+            pass  # reading it will report the problem
+    return total
+
+
+def _in_processes(
+    sources: list[EpochSource], options: ReadOptions, workers: int, threads: int
+) -> Iterator[ReducedEpoch]:
+    """Reduce epochs in ``workers`` forked processes; results come back in epoch order, with at
+    most two epochs per worker in flight, so memory stays flat whatever the number of epochs."""
+    import multiprocessing
+
+    # fork: a worker starts in milliseconds with everything imported; elsewhere, spawn
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    pending: deque[Future] = deque()
+    queued = iter(sources)
+    try:
+        for source in queued:
+            pending.append(pool.submit(reduce_source, source, options, threads))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for source in queued:
+                pending.append(pool.submit(reduce_source, source, options, threads))
+                break
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def build_run(path: str, epochs: Iterable[EpochData], *, notes: tuple[str, ...] = ()) -> Run:
-    """Reduce each epoch as it arrives (its score matrix is dropped before the next one is read)."""
+    """Reduce epochs already in memory, one after the other, and build the run."""
+
+    def reduced() -> Iterator[ReducedEpoch]:
+        for data in epochs:
+            summary, stats = reduce_epoch(data)
+            item = _reduced(data, stats, summary, streamed=False)
+            del data  # release the score matrix before the next epoch is read
+            yield item
+
+    return _assemble(path, reduced(), notes=notes)
+
+
+def _assemble(path: str, epochs: Iterable[ReducedEpoch], *, notes: tuple[str, ...] = ()) -> Run:
+    """The run from reduced epochs in reading order: the checks across epochs, the id table."""
     notes = list(notes)
     table = _IdTable()
     records: list[EpochRecord] = []
@@ -190,21 +447,27 @@ def build_run(path: str, epochs: Iterable[EpochData], *, notes: tuple[str, ...] 
             row_ids_seen = True
         first_n = data.n_samples if first_n is None else first_n
         notes.extend(data.notes)
-        summary, stats = reduce_epoch(data)
-        clip = _clip_note(data, stats)
+        clip = _clip_note(data)
         if clip:
             notes.append(clip)
+        rows = table.rows_for(data.ids)
+        labels = data.labels
+        if records:  # epochs usually share labels and row order: keep one copy of each
+            previous = records[-1]
+            if np.array_equal(rows, previous.rows):
+                rows = previous.rows
+            if labels.dtype == previous.labels.dtype and np.array_equal(labels, previous.labels):
+                labels = previous.labels
         records.append(
             EpochRecord(
-                summary=summary,
-                stats=stats,
-                labels=data.labels,
-                rows=table.rows_for(data.ids),
+                summary=data.summary,
+                stats=data.stats,
+                labels=labels,
+                rows=rows,
                 source=data.source,
                 kind=data.kind,
             )
         )
-        del data  # release the score matrix before the next epoch is read
     if not records:
         raise InputError(f"{path}: no epochs found")
     records.sort(key=lambda r: r.epoch)

@@ -54,6 +54,11 @@ FromOpt = Annotated[
 ]
 ToOpt = Annotated[Optional[str], typer.Option("--to", help="Later epoch: a number, 'best' or 'last'. Default: last.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal error.")]
+JobsOpt = Annotated[
+    int,
+    typer.Option("--jobs", min=0, help="CPU cores to use for reading epochs (0: all of them). "
+                 "The results do not depend on it."),
+]
 
 
 def resolve_path(path: Path | None) -> str:

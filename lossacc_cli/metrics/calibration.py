@@ -133,3 +133,76 @@ def classwise_from_binary(labels: np.ndarray, prob_one: np.ndarray, *, n_bins: i
     """Class-wise ECE for a binary task given P(class 1)."""
     p = np.asarray(prob_one, dtype=np.float64)
     return classwise_calibration_error(labels, np.column_stack([1.0 - p, p]), n_bins=n_bins)
+
+
+# --- class-wise ECE block by block (streaming) -------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ClasswiseBlock:
+    """One block's share of the class-wise ECE sums, for :class:`ClasswiseAccumulator`.
+
+    ``low`` (K,) sums the probabilities in each class's first bin ``[0, 1/n_bins)``; the few
+    entries above it (at most ``n_bins`` per row, since a row sums to 1) are kept sparse as
+    ``cells`` / ``sums`` in row order. ``hits`` are the cells of the true-class entries.
+    """
+
+    low: np.ndarray
+    cells: np.ndarray
+    sums: np.ndarray
+    hits: np.ndarray
+
+
+_EDGES = np.linspace(0.0, 1.0, N_BINS + 1)
+
+
+def classwise_block(labels: np.ndarray, probs: np.ndarray, *, n_bins: int = N_BINS) -> ClasswiseBlock:
+    """The sums of :func:`classwise_calibration_error` for one block of rows.
+
+    ``probs`` is a C-contiguous float64 (rows, K) scratch block: it is overwritten. Within each
+    cell the probabilities are added in row order, exactly as ``np.bincount`` does in
+    :func:`classwise_calibration_error`, so the merged result is identical to it when the blocks
+    are the same rows ``[j * step, (j + 1) * step)`` with ``step = max(1, 2**16 // K)``.
+    """
+    n, k = probs.shape
+    edges = _EDGES if n_bins == N_BINS else np.linspace(0.0, 1.0, n_bins + 1)
+    true_p = probs[np.arange(n), labels]
+    true_bin = np.searchsorted(edges, true_p, side="right") - 1
+    np.clip(true_bin, 0, n_bins - 1, out=true_bin)
+    flat = probs.reshape(-1)
+    big = np.flatnonzero(flat >= edges[1])
+    sums = flat[big]
+    bins = np.searchsorted(edges, sums, side="right") - 1
+    np.minimum(bins, n_bins - 1, out=bins)
+    flat[big] = 0.0  # adding 0.0 leaves a float sum unchanged
+    low = probs.sum(axis=0)  # over a C-ordered block: sequential in row order, like bincount
+    return ClasswiseBlock(
+        low=low, cells=(big % k) * n_bins + bins, sums=sums, hits=labels * n_bins + true_bin
+    )
+
+
+class ClasswiseAccumulator:
+    """Merges :class:`ClasswiseBlock` s (in block order) into the class-wise ECE."""
+
+    def __init__(self, n_classes: int, *, n_bins: int = N_BINS) -> None:
+        self.n_classes, self.n_bins = n_classes, n_bins
+        self.p_sum = np.zeros(n_classes * n_bins)
+        self.hit = np.zeros(n_classes * n_bins, dtype=np.int64)
+
+    def merge(self, block: ClasswiseBlock) -> None:
+        # The block's own sum per cell first, then one addition to the total: bincount's order.
+        self.p_sum[:: self.n_bins] += block.low
+        n_cells = self.p_sum.shape[0]
+        if 8 * block.cells.size > n_cells:  # many classes above the first bin (small K)
+            partial = np.bincount(block.cells, weights=block.sums, minlength=n_cells)
+            partial[:: self.n_bins] = 0.0
+            self.p_sum += partial  # adding 0.0 to the cells the block did not touch changes nothing
+        elif block.cells.size:
+            cells, where = np.unique(block.cells, return_inverse=True)
+            self.p_sum[cells] += np.bincount(where, weights=block.sums, minlength=cells.size)
+        self.hit += np.bincount(block.hits, minlength=n_cells)
+
+    def value(self, n_samples: int) -> float:
+        """Class-wise ECE in [0, 1], lower is better (the value of :func:`classwise_calibration_error`)."""
+        gap = np.abs(self.hit - self.p_sum)
+        return float(gap.sum() / (n_samples * self.n_classes))

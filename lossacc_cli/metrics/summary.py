@@ -100,7 +100,9 @@ class EpochSummary:
         return self.loss - self.recalibrated_loss
 
 
-def _temperature_logits(data: EpochData) -> np.ndarray | None:
+def temperature_logits(data: EpochData) -> np.ndarray | None:
+    """The logits the temperature is fitted on (``ln max(p, eps)`` for probabilities); None for
+    the compact form."""
     if data.kind == "logits":
         return data.scores
     if data.kind == "probs":
@@ -114,7 +116,8 @@ def _temperature_logits(data: EpochData) -> np.ndarray | None:
     return None
 
 
-def _classwise_ece(data: EpochData) -> float:
+def classwise_ece(data: EpochData) -> float:
+    """Class-wise ECE of the epoch's scores (NaN for the compact form)."""
     if data.kind == "probs":
         return classwise_calibration_error(data.labels, data.scores)
     if data.kind == "logits":
@@ -137,8 +140,39 @@ def summarize_epoch(
     data: EpochData, stats: SampleStats, *, prior: np.ndarray | None = None
 ) -> EpochSummary:
     """Summarise one epoch; ``prior`` defaults to the label frequencies of this epoch's samples."""
+    logits = temperature_logits(data)
+    if logits is None:
+        fit = None
+    else:
+        fit = fit_temperature(data.labels, logits)
+    return summary_from_parts(
+        epoch=data.epoch,
+        labels=data.labels,
+        n_classes=data.n_classes,
+        stats=stats,
+        classwise_ece=classwise_ece(data),
+        fit=fit,
+        prior=prior,
+    )
+
+
+def summary_from_parts(
+    *,
+    epoch: int,
+    labels: np.ndarray,
+    n_classes: int,
+    stats: SampleStats,
+    classwise_ece: float,
+    fit: TemperatureFit | None,
+    prior: np.ndarray | None = None,
+) -> EpochSummary:
+    """The summary from per-sample vectors plus the two numbers that need the score matrix.
+
+    ``classwise_ece`` and the temperature ``fit`` (None for the compact form) come from the scores;
+    the streaming reduction computes them block by block, :func:`summarize_epoch` from the matrix.
+    """
     loss = stats.loss
-    prior = class_prior(data.labels, data.n_classes) if prior is None else prior
+    prior = class_prior(labels, n_classes) if prior is None else prior
     base = chance_baseline(prior)
     accuracy = float(stats.correct.mean())
     mean_loss = float(loss.mean())
@@ -146,15 +180,12 @@ def summarize_epoch(
     width = reliability_table(stats.confidence, stats.correct)
     mass = reliability_table(stats.confidence, stats.correct, strategy="quantile")
     mean_conf = float(stats.confidence.mean())
-    logits = _temperature_logits(data)
-    if logits is None:
+    if fit is None:
         fit = TemperatureFit(float("nan"), mean_loss, float("nan"), False)
-    else:
-        fit = fit_temperature(data.labels, logits)
     return EpochSummary(
-        epoch=data.epoch,
-        n_samples=data.n_samples,
-        n_classes=data.n_classes,
+        epoch=epoch,
+        n_samples=int(labels.shape[0]),
+        n_classes=n_classes,
         loss=mean_loss,
         accuracy=accuracy,
         loss_p50=float(q50),
@@ -168,7 +199,7 @@ def summarize_epoch(
         ece=width.ece(),
         adaptive_ece=mass.ece(),
         mce=width.mce(),
-        classwise_ece=_classwise_ece(data),
+        classwise_ece=classwise_ece,
         overconfidence_gap=mean_conf - accuracy,
         mean_confidence=mean_conf,
         temperature=fit.temperature,

@@ -2,9 +2,12 @@
 
 >>> sources, notes = discover("preds/")                     # doctest: +SKIP
 >>> epoch = read_epoch(sources[-1], ReadOptions())          # doctest: +SKIP
+>>> stream = stream_epoch(sources[-1], ReadOptions())       # doctest: +SKIP
 
-Readers never print or exit: problems are raised as :class:`~lossacc_cli.errors.InputError`
-and warnings are returned as notes.
+:func:`read_epoch` returns the whole epoch; :func:`stream_epoch` validates everything but the
+scores and hands the (N, K) scores over in blocks (Parquet record batches, NPZ memory maps), so
+an epoch never needs to fit in memory twice. Readers never print or exit: problems are raised as
+:class:`~lossacc_cli.errors.InputError` and warnings are returned as notes.
 """
 
 from __future__ import annotations
@@ -14,17 +17,25 @@ import os
 from lossacc_cli.errors import InputError
 from lossacc_cli.readers.discover import discover, folder_parts, long_parts
 from lossacc_cli.readers.model import CompactStats, EpochData, EpochSource, ReadOptions
-from lossacc_cli.readers.npz import read_npz
-from lossacc_cli.readers.parquet import read_parquet
+from lossacc_cli.readers.npz import read_npz, stream_npz
+from lossacc_cli.readers.parquet import (
+    EpochStream,
+    StreamRejected,
+    read_parquet,
+    stream_parquet,
+)
 from lossacc_cli.readers.validate import display_path
 
 __all__ = [
     "CompactStats",
     "EpochData",
     "EpochSource",
+    "EpochStream",
     "ReadOptions",
+    "StreamRejected",
     "discover",
     "read_epoch",
+    "stream_epoch",
 ]
 
 
@@ -50,22 +61,54 @@ def read_epoch(source: EpochSource, options: ReadOptions | None = None) -> Epoch
         Unreadable file or invalid values; the message names the file and the field.
     """
     options = options or ReadOptions()
+    paths, where = _paths(source)
+    if source.fmt == "long":
+        return read_parquet(paths, epoch=source.epoch, where=where, options=options, long=True)
+    if source.fmt == "npz":
+        return read_npz(paths, epoch=source.epoch, where=where, options=options)
+    if source.fmt == "parquet":
+        return read_parquet(paths, epoch=source.epoch, where=where, options=options)
+    raise ValueError(f"unknown epoch source format {source.fmt!r}")
+
+
+def stream_epoch(source: EpochSource, options: ReadOptions | None = None) -> EpochStream | None:
+    """Open the epoch :func:`discover` found for streaming its (N, K) scores.
+
+    Returns
+    -------
+    EpochStream or None
+        The validated epoch without its scores, and a generator of checked score blocks in row
+        order. None when the epoch is better read whole with :func:`read_epoch` (binary or compact
+        layouts, compressed NPZ members).
+
+    Raises
+    ------
+    InputError
+        Whenever something is wrong. Messages here may be terse: read the epoch with
+        :func:`read_epoch` to get the error to show (likewise when a block raises
+        :class:`StreamRejected`).
+    """
+    options = options or ReadOptions()
+    paths, where = _paths(source)
+    if source.fmt == "npz":
+        return stream_npz(paths, epoch=source.epoch, where=where, options=options)
+    long = source.fmt == "long"
+    return stream_parquet(paths, epoch=source.epoch, where=where, options=options, long=long)
+
+
+def _paths(source: EpochSource) -> tuple[list[str], str]:
+    """The files of an epoch source, and how the epoch is named in messages."""
     label = display_path(source.path)
     is_folder = os.path.isdir(source.path)
     if source.fmt == "long":
         paths = long_parts(source.path) if is_folder else [source.path]
         if not paths:
             raise InputError(f"{label}: no part-*.parquet files found")
-        where = f"{label}[epoch={source.epoch}]"
-        return read_parquet(paths, epoch=source.epoch, where=where, options=options, long=True)
+        return paths, f"{label}[epoch={source.epoch}]"
     paths = [source.path]
     if is_folder:
         paths, _ = folder_parts(source.path)
         wrong = [p for p in paths if not p.lower().endswith("." + source.fmt)]
         if wrong or not paths:
             raise InputError(f"{label}: expected only .{source.fmt} part files")
-    if source.fmt == "npz":
-        return read_npz(paths, epoch=source.epoch, where=label, options=options)
-    if source.fmt == "parquet":
-        return read_parquet(paths, epoch=source.epoch, where=label, options=options)
-    raise ValueError(f"unknown epoch source format {source.fmt!r}")
+    return paths, label

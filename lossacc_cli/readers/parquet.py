@@ -8,8 +8,9 @@ input float dtype.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ from lossacc_cli.errors import InputError, input_error
 from lossacc_cli.readers.model import EpochData, ReadOptions
 from lossacc_cli.readers.validate import (
     CLASS_NAMES_KEY,
+    PROB_TOL,
     Layout,
     RawEpoch,
     build_epoch,
@@ -28,6 +30,57 @@ from lossacc_cli.readers.validate import (
     file_error,
 )
 
+
+@dataclass(frozen=True, eq=False)
+class EpochStream:
+    """One epoch opened for streaming (shared by the Parquet and NPZ readers).
+
+    ``header`` is the validated epoch without its scores (``scores`` is None, ``kind`` is
+    ``logits`` or ``probs``). ``batches(threads)`` yields the (rows, K) scores in row order, each
+    block checked as :func:`~lossacc_cli.readers.validate.build_epoch` would check the whole
+    matrix; a block that fails raises :class:`StreamRejected`. ``order`` is the memory order the
+    whole matrix would have (``F`` for wide columns). ``transient`` blocks live in decode buffers
+    (copy what must outlive the next block); others are views of a memory map.
+    """
+
+    header: EpochData
+    n_classes: int
+    dtype: np.dtype
+    order: str
+    batches: Callable[[bool], Iterator[np.ndarray]]
+    transient: bool = True
+
+    @property
+    def nbytes(self) -> int:
+        return self.header.n_samples * self.n_classes * self.dtype.itemsize
+
+
+class StreamRejected(InputError):
+    """A block of scores failed a check: read the epoch whole, whose error names the rows."""
+
+
+def score_placeholder(n_rows: int, n_classes: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only (N, K) stand-in for the scores, so that the checks of everything else (lengths,
+    ids, labels against K, class names) run unchanged before the scores are read."""
+    fast = np.float64 if dtype == np.float64 else np.float32  # min/max of float16 are slow
+    return np.broadcast_to(np.zeros((1, n_classes), dtype=fast), (n_rows, n_classes))
+
+
+def check_scores(kind: str, block: np.ndarray, where: str) -> None:
+    """The value checks of build_epoch on one block; raises StreamRejected when any fails."""
+    if block.dtype == np.float16:  # float16 reductions have no fast path
+        block = block.astype(np.float32)
+    low, high = block.min(), block.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise StreamRejected(f"{where}: non-finite scores")
+    if kind == "probs":
+        sums = block.sum(axis=1, dtype=np.float64)
+        if not (
+            low >= -PROB_TOL and high <= 1 + PROB_TOL and np.abs(sums - 1.0).max() <= PROB_TOL
+        ):
+            raise StreamRejected(f"{where}: probabilities off by more than {PROB_TOL}")
+
+
 LABEL_ALIASES = ("label", "labels", "target", "y_true", "y")
 ID_ALIASES = ("sample_id", "id", "idx", "index", "uid")
 EPOCH = "epoch"
@@ -35,8 +88,9 @@ SPLIT = "split"
 
 
 @contextmanager
-def open_parquet(path: str) -> Iterator[pq.ParquetFile]:
-    """A ParquetFile for ``path``; any Arrow/OS failure inside becomes an InputError."""
+def open_parquet(path: str, **kwargs: object) -> Iterator[pq.ParquetFile]:
+    """A ParquetFile for ``path`` (``kwargs`` go to it); any Arrow/OS failure inside becomes an
+    InputError."""
     label = display_path(path)
     handle = None
     try:
@@ -45,9 +99,9 @@ def open_parquet(path: str) -> Iterator[pq.ParquetFile]:
             source: object = path
         except UnicodeEncodeError:
             # Arrow's file system wants UTF-8 paths; a Python file object takes any name.
-            handle = open(path, "rb")  # noqa: SIM115 - closed below
+            handle = open(path, "rb")
             source = handle
-        parquet_file = pq.ParquetFile(source)
+        parquet_file = pq.ParquetFile(source, **kwargs)
     except (OSError, pa.ArrowException) as exc:
         if handle is not None:
             handle.close()
@@ -166,8 +220,9 @@ def _check_long_schema(schema: pa.Schema, where: str) -> None:
 
 
 def _check_same_columns(schema: pa.Schema, types: dict[str, pa.DataType], label: str) -> None:
+    names = set(schema.names)  # schema.names builds a new list on every access
     for name, dtype in types.items():
-        if name not in schema.names:
+        if name not in names:
             raise input_error(label, name, "column missing in this part (present in the first)")
         if schema.field(name).type != dtype:
             raise input_error(
@@ -179,13 +234,7 @@ def _check_same_columns(schema: pa.Schema, types: dict[str, pa.DataType], label:
 
 def _epoch_rows(parquet_file: pq.ParquetFile, columns: list[str], epoch: int) -> pa.Table:
     """The rows of one epoch, skipping row groups whose statistics rule it out."""
-    meta = parquet_file.metadata
-    leaf = next(i for i in range(meta.num_columns) if meta.schema.column(i).path == EPOCH)
-    groups = []
-    for group in range(meta.num_row_groups):
-        stats = meta.row_group(group).column(leaf).statistics
-        if stats is None or not stats.has_min_max or stats.min <= epoch <= stats.max:
-            groups.append(group)
+    groups = _epoch_groups(parquet_file, epoch)
     if not groups:
         return parquet_file.schema_arrow.empty_table().select(columns)
     table = parquet_file.read_row_groups(groups, columns=columns)
@@ -245,24 +294,8 @@ def _split_values(column: pa.ChunkedArray, where: str) -> list[str]:
 
 
 def _to_raw(table: pa.Table, layout: Layout, *, where: str, epoch: int) -> RawEpoch:
-    nulls: dict[str, np.ndarray] = {}
-    labels = _flat(table, layout.label, where, nulls)
-    ids = None
-    if layout.id is not None:
-        _check_id_type(table.column(layout.id).type, layout.id, where)
-        ids = _flat(table, layout.id, where, nulls)
-    raw = RawEpoch(
-        source=where,
-        epoch=epoch,
-        labels=labels,
-        label_field=layout.label,
-        kind=layout.kind,
-        score_field=layout.score_field,
-        ids=ids,
-        id_field=layout.id or "sample_id",
-        nulls=nulls,
-        notes=list(layout.notes),
-    )
+    raw = _raw_labels_ids(table, layout, where=where, epoch=epoch)
+    ids, nulls = raw.ids, raw.nulls
     if layout.kind in ("logits", "probs"):
         if len(layout.scores) == 1:
             name = layout.scores[0]
@@ -274,6 +307,28 @@ def _to_raw(table: pa.Table, layout: Layout, *, where: str, epoch: int) -> RawEp
     else:
         raw.stats = {name: _flat(table, name, where, nulls) for name in layout.stats}
     return raw
+
+
+def _raw_labels_ids(table: pa.Table, layout: Layout, *, where: str, epoch: int) -> RawEpoch:
+    """The RawEpoch of a table without its scores: labels, ids, null masks, notes."""
+    nulls: dict[str, np.ndarray] = {}
+    labels = _flat(table, layout.label, where, nulls)
+    ids = None
+    if layout.id is not None:
+        _check_id_type(table.column(layout.id).type, layout.id, where)
+        ids = _flat(table, layout.id, where, nulls)
+    return RawEpoch(
+        source=where,
+        epoch=epoch,
+        labels=labels,
+        label_field=layout.label,
+        kind=layout.kind,
+        score_field=layout.score_field,
+        ids=ids,
+        id_field=layout.id or "sample_id",
+        nulls=nulls,
+        notes=list(layout.notes),
+    )
 
 
 def _check_id_type(dtype: pa.DataType, name: str, where: str) -> None:
@@ -381,3 +436,259 @@ def wide_matrix(
             raise input_error(where, name, "null values", ids=_row_ids(ids, rows), count=rows.size)
         out[k] = column.to_numpy()
     return out.T
+
+
+# --- streaming: the scores in record batches --------------------------------------------------
+
+STREAM_BATCH_BYTES = 2 << 20
+"""Score bytes per record batch of a list column. Decoding in batches of ~2 MB keeps the reader's
+own buffers small; a whole-table read peaks at 4-5x the scores."""
+
+WIDE_READ_BYTES = 8 << 20
+"""Wide columns are read this many score bytes at a time (whole columns, Arrow decoding them on
+several threads), straight into the (K, N) array."""
+
+_ROW = "__lossacc_row__"
+
+
+def stream_parquet(
+    paths: list[str],
+    *,
+    epoch: int,
+    where: str,
+    options: ReadOptions,
+    long: bool = False,
+) -> EpochStream | None:
+    """Open one epoch for streaming its (N, K) scores; None for layouts read whole (binary, compact).
+
+    The small columns (label, id, epoch, split) are read and validated first, exactly as
+    :func:`read_parquet` would; the scores then arrive in record batches of about
+    :data:`STREAM_BATCH_BYTES`, checked batch by batch. Any problem raises: the caller then reads
+    the epoch with :func:`read_parquet`, whose message is the one to show.
+    """
+    layout: Layout | None = None
+    types: dict[str, pa.DataType] = {}
+    parts: list[tuple[str, list[int], pa.Table]] = []
+    class_names = None
+    small: list[str] = []
+    score: _ScoreColumns | None = None
+    counts = [0, 0]  # rows and score values in the row groups read
+    for path in paths:
+        with open_parquet(path) as parquet_file:
+            schema = parquet_file.schema_arrow
+            if layout is None:
+                layout = choose_layout(
+                    schema.names, source=where, options=options, label_aliases=LABEL_ALIASES,
+                    id_aliases=ID_ALIASES, wide=True,
+                )
+                if layout.kind not in ("logits", "probs"):
+                    return None
+                if long:
+                    _check_long_schema(schema, where)
+                extra = tuple(n for n in (EPOCH, SPLIT) if n in schema.names)
+                columns = list(dict.fromkeys(layout.columns + extra))
+                types = {name: schema.field(name).type for name in columns}
+                class_names = (schema.metadata or {}).get(CLASS_NAMES_KEY.encode())
+                small = [name for name in columns if name not in layout.scores]
+                score = _ScoreColumns(layout, types, where)
+            _check_same_columns(schema, types, display_path(path))
+            groups = list(range(parquet_file.metadata.num_row_groups))
+            if long:
+                groups = _epoch_groups(parquet_file, epoch)
+            score.count(parquet_file.metadata, groups, counts)
+            table = parquet_file.read_row_groups(groups, columns=small)
+        parts.append((path, groups, table.replace_schema_metadata(None)))
+    if layout is None or score is None:
+        raise InputError(f"{where}: no Parquet files to read")
+    # One table of the small columns, with each row's position in the row groups read.
+    tables, offset = [], 0
+    for _, _, table in parts:
+        tables.append(table.append_column(_ROW, pa.array(np.arange(offset, offset + table.num_rows))))
+        offset += table.num_rows
+    table = tables[0] if len(tables) == 1 else _concat(tables, where)
+    if long:
+        table = table.filter(pc.equal(table.column(EPOCH), epoch))
+    elif EPOCH in table.column_names:
+        _check_epoch_column(table.column(EPOCH), epoch, where)
+    table, split_notes = _select_split(table, options, where)
+    kept = table.column(_ROW).to_numpy()
+    n_classes = score.n_classes(*counts)
+    raw = _raw_labels_ids(table, layout, where=where, epoch=epoch)
+    raw.kind = "logits"  # the value checks of the scores run batch by batch
+    raw.scores = score_placeholder(kept.shape[0], n_classes, score.dtype)
+    raw.class_names = class_names
+    raw.notes.extend(split_notes)
+    header = build_epoch(raw, options)
+    header = replace(header, kind=layout.kind, scores=None)
+    selected = None if kept.shape[0] == offset else _masks(kept, [p[2].num_rows for p in parts])
+    batch_rows = max(1, STREAM_BATCH_BYTES // max(1, n_classes * score.dtype.itemsize))
+
+    def batches(threads: bool) -> Iterator[np.ndarray]:
+        # The system allocator hands the decode buffers back as soon as a batch is done with;
+        # Arrow's default pool keeps them (tens of MB per thread), which the peak would show.
+        previous = pa.default_memory_pool()
+        pa.set_memory_pool(pa.system_memory_pool())
+        try:
+            yield from _batches(threads)
+        finally:
+            pa.set_memory_pool(previous)
+
+    def _batches(threads: bool) -> Iterator[np.ndarray]:
+        if score.list_type is None:
+            yield from _wide_blocks(threads)
+            return
+        for index, (path, groups, _) in enumerate(parts):
+            mask = None if selected is None else selected[index]
+            if mask is not None and not mask.any():
+                continue
+            with open_parquet(path, pre_buffer=False, buffer_size=1 << 20) as parquet_file:
+                at = 0
+                for batch in parquet_file.iter_batches(
+                    batch_size=batch_rows, row_groups=groups, columns=list(layout.scores),
+                    use_threads=threads,
+                ):
+                    rows = None if mask is None else mask[at : at + batch.num_rows]
+                    at += batch.num_rows
+                    if rows is not None and not rows.any():
+                        continue
+                    block = score.list_block(batch, rows, n_classes)
+                    check_scores(layout.kind, block, where)
+                    yield block
+
+    def _wide_blocks(threads: bool) -> Iterator[np.ndarray]:
+        # Wide columns are read a group of columns at a time (a record batch of 1,000 columns
+        # costs the reader hundreds of MB) into the (K, N) array; the rows follow from it.
+        matrix = score.fill(parts, selected, threads)
+        for start in range(0, matrix.shape[0], batch_rows):
+            block = matrix[start : start + batch_rows]
+            check_scores(layout.kind, block, where)
+            yield block
+
+    return EpochStream(
+        header=header,
+        n_classes=n_classes,
+        dtype=score.dtype,
+        order="F" if len(layout.scores) > 1 else "C",
+        batches=batches,
+        transient=score.list_type is not None,  # wide blocks are views of the (K, N) array
+    )
+
+
+def _epoch_groups(parquet_file: pq.ParquetFile, epoch: int) -> list[int]:
+    """Row groups whose ``epoch`` statistics do not rule the epoch out."""
+    meta = parquet_file.metadata
+    leaf = next(i for i in range(meta.num_columns) if meta.schema.column(i).path == EPOCH)
+    groups = []
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(leaf).statistics
+        if stats is None or not stats.has_min_max or stats.min <= epoch <= stats.max:
+            groups.append(group)
+    return groups
+
+
+def _masks(kept: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """Per part, which of the rows read are kept (``kept`` indexes their concatenation)."""
+    flags = np.zeros(sum(sizes), dtype=bool)
+    flags[kept] = True
+    return np.split(flags, np.cumsum(sizes)[:-1])
+
+
+class _ScoreColumns:
+    """The score column(s) of a layout: type checks up front, then one (rows, K) block per batch."""
+
+    def __init__(self, layout: Layout, types: dict[str, pa.DataType], where: str) -> None:
+        self.names = layout.scores
+        self.where = where
+        if len(self.names) == 1:
+            dtype = types[self.names[0]]
+            if not (
+                pa.types.is_list(dtype) or pa.types.is_large_list(dtype)
+                or pa.types.is_fixed_size_list(dtype)
+            ) or not pa.types.is_floating(dtype.value_type):
+                raise input_error(where, self.names[0], f"not a list of floats ({dtype})")
+            self.list_type = dtype
+            self.dtype = np.dtype(dtype.value_type.to_pandas_dtype())
+        else:
+            if not all(pa.types.is_floating(types[n]) for n in self.names):
+                raise input_error(where, layout.score_field, "scores must be floating point")
+            self.list_type = None
+            self.dtype = np.result_type(*(types[n].to_pandas_dtype() for n in self.names))
+
+    def count(self, meta: pq.FileMetaData, groups: list[int], counts: list[int]) -> None:
+        """Add the rows and list values of ``groups`` to ``counts`` (list columns only)."""
+        if self.list_type is None:
+            return
+        leaf = next(
+            i for i in range(meta.num_columns)
+            if meta.schema.column(i).path.split(".")[0] == self.names[0]
+        )
+        for group in groups:
+            chunk = meta.row_group(group)
+            counts[0] += chunk.num_rows
+            counts[1] += chunk.column(leaf).num_values
+
+    def n_classes(self, n_rows: int, n_values: int) -> int:
+        """K: the list size, or the values per row over the row groups read (checked per batch)."""
+        if self.list_type is None:
+            return len(self.names)
+        if pa.types.is_fixed_size_list(self.list_type):
+            return self.list_type.list_size
+        if n_rows == 0 or n_values % n_rows:
+            raise input_error(self.where, self.names[0], "lists of unequal length")
+        return n_values // n_rows
+
+    def fill(
+        self,
+        parts: list[tuple[str, list[int], pa.Table]],
+        selected: list[np.ndarray] | None,
+        threads: bool,
+    ) -> np.ndarray:
+        """Read the wide columns into a (K, N) array, a few columns at a time; returns its
+        transpose, the (N, K) score matrix."""
+        n_rows = sum(
+            int(np.count_nonzero(selected[i])) if selected is not None else p[2].num_rows
+            for i, p in enumerate(parts)
+        )
+        out = np.empty((len(self.names), n_rows), dtype=self.dtype)
+        per_read = max(1, WIDE_READ_BYTES // max(1, n_rows * self.dtype.itemsize))
+        at = 0
+        for index, (path, groups, table) in enumerate(parts):
+            mask = None if selected is None else selected[index]
+            n = table.num_rows if mask is None else int(np.count_nonzero(mask))
+            if n == 0:
+                continue
+            with open_parquet(path) as parquet_file:
+                for first in range(0, len(self.names), per_read):
+                    names = list(self.names[first : first + per_read])
+                    read = parquet_file.read_row_groups(groups, columns=names, use_threads=threads)
+                    for offset, name in enumerate(names):
+                        column = read.column(name)
+                        if column.null_count:
+                            raise input_error(self.where, name, "null values")
+                        values = column.to_numpy()
+                        out[first + offset, at : at + n] = values if mask is None else values[mask]
+                    del read
+            at += n
+        return out.T  # filled column by column, used through its transpose
+
+    def list_block(
+        self, batch: pa.RecordBatch, rows: np.ndarray | None, n_classes: int
+    ) -> np.ndarray:
+        """(rows, K) scores of one batch of a list column (a view of Arrow's buffer unless rows
+        are filtered)."""
+        array = batch.column(0)
+        if array.null_count:
+            raise input_error(self.where, self.names[0], "null lists")
+        n = len(array)
+        if pa.types.is_fixed_size_list(array.type):
+            values = array.values.slice(array.offset * n_classes, n * n_classes)
+        else:
+            offsets = array.offsets.to_numpy()
+            if n and not (offsets[-1] - offsets[0] == n * n_classes
+                          and (np.diff(offsets) == n_classes).all()):
+                raise input_error(self.where, self.names[0], "lists of unequal length")
+            values = array.values.slice(int(offsets[0]) if n else 0, n * n_classes)
+        if values.null_count:
+            raise input_error(self.where, self.names[0], "null values inside lists")
+        matrix = values.to_numpy(zero_copy_only=False).reshape(n, n_classes)
+        return matrix if rows is None else matrix[rows]

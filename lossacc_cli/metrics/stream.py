@@ -1,0 +1,416 @@
+"""One epoch's (N, K) scores reduced block by block, as they stream in.
+
+An :class:`EpochReducer` turns aligned chunks of rows into the per-sample vectors, the class-wise
+calibration sums and the power sums the temperature fit needs at T = 1, in one pass over each block
+of rows while it is in cache. Only the temperature fit needs the scores again: two or three exact
+passes (:func:`~lossacc_cli.metrics.temperature.fit_temperature_from_moments`) over what the caller
+kept (a memory map, or one copy of the decoded scores, never the file again). A compact summary of
+each row (its top-k scores, a few moments) cannot do: at T* the classes outside a row's top 64
+still carry a fifth of its softmax mass on the benchmark's 1,000-class data, where the fit must be
+right to 1e-6.
+
+Chunks may be reduced in any order and on several threads; :meth:`EpochReducer.merge` takes their
+results in row order. Every per-sample vector and summary field is then identical to
+:func:`~lossacc_cli.metrics.per_sample.sample_stats` + :func:`~lossacc_cli.metrics.summary.
+summarize_epoch` on the whole matrix (same blocks of rows, same operations, same summation order),
+except T* and L(T*), which come from the faster fit and agree to ~1e-12.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+
+from lossacc_cli.metrics.calibration import (
+    ClasswiseAccumulator,
+    ClasswiseBlock,
+    classwise_block,
+)
+from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats, sample_stats
+from lossacc_cli.metrics.summary import (
+    EpochSummary,
+    classwise_ece,
+    summary_from_parts,
+    temperature_logits,
+)
+from lossacc_cli.metrics.temperature import (
+    Moments,
+    TemperatureFit,
+    fit_temperature_from_moments,
+    row_moments,
+)
+from lossacc_cli.readers.model import EpochData
+
+BLOCK_ELEMENTS = 1 << 16
+"""A block of rows holds about this many scores (512 KiB in float64, so it stays in cache); the
+same row blocks as :mod:`~lossacc_cli.metrics.per_sample` and the class-wise ECE use, which is what
+keeps the summation order, and so every bit of the result, the same."""
+
+PassRunner = Callable[[Callable[[int, np.ndarray], None]], None]
+"""Applies ``fn(start_row, chunk)`` to every kept chunk of the epoch (any order, any thread)."""
+
+
+def block_rows(n_classes: int) -> int:
+    """Rows per block for K classes."""
+    return max(1, BLOCK_ELEMENTS // max(1, n_classes))
+
+
+def aligned_chunks(
+    blocks: Iterable[np.ndarray], step: int, *, order: str = "C"
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start_row, chunk)`` from blocks of any size: every chunk starts at a multiple of ``step``
+    and holds a multiple of ``step`` rows (except the last), so block boundaries fall where a whole
+    matrix would put them. Rows straddling two input blocks are copied into an array of memory
+    ``order`` (that of the whole matrix: 'F' for wide columns)."""
+    start = 0
+    carry: list[np.ndarray] = []
+    carried = 0
+    for block in blocks:
+        if carried:
+            take = block[: step - carried]
+            carry.append(take)
+            carried += take.shape[0]
+            block = block[take.shape[0] :]
+            if carried < step:
+                continue
+            yield start, _stack(carry, order)
+            start += step
+            carry, carried = [], 0
+        whole = (block.shape[0] // step) * step
+        if whole:
+            yield start, block[:whole]
+            start += whole
+        if block.shape[0] > whole:
+            carry, carried = [block[whole:]], block.shape[0] - whole
+    if carried:
+        yield start, _stack(carry, order)
+
+
+def _stack(parts: list[np.ndarray], order: str) -> np.ndarray:
+    rows = sum(p.shape[0] for p in parts)
+    dtype = np.result_type(*parts)
+    out = np.empty((rows, *parts[0].shape[1:]), dtype=dtype, order=order)
+    at = 0
+    for part in parts:
+        out[at : at + part.shape[0]] = part
+        at += part.shape[0]
+    return out
+
+
+class EpochReducer:
+    """Per-sample vectors and summary of one epoch of (N, K) ``logits`` or ``probs``.
+
+    Parameters
+    ----------
+    kind : {"logits", "probs"}
+    labels : ndarray of int64, shape (N,)
+    n_classes : int
+    epoch : int
+    """
+
+    def __init__(self, kind: str, labels: np.ndarray, n_classes: int, epoch: int) -> None:
+        if kind not in ("logits", "probs"):
+            raise ValueError(f"EpochReducer reduces (N, K) scores, not {kind!r}")
+        n = labels.shape[0]
+        self.kind, self.labels, self.n_classes, self.epoch = kind, labels, n_classes, epoch
+        self.step = block_rows(n_classes)
+        self.pred = np.empty(n, dtype=np.int64)
+        self.confidence = np.empty(n)
+        self.classwise = ClasswiseAccumulator(n_classes)
+        if kind == "logits":
+            self.loss = np.empty(n)
+            self.margin = np.empty(n)
+            self.z_top = np.empty(n)  # row maxima, so that temperature passes need not find them
+            self.d_true = np.empty(n)
+            self.sums = np.empty((4, n))  # power sums at beta = 1, for the temperature fit
+        else:
+            self.true_prob = np.empty(n)
+
+    # --- the streaming pass ------------------------------------------------------------------
+
+    def reduce_chunk(self, start: int, chunk: np.ndarray) -> list[ClasswiseBlock]:
+        """Reduce rows ``[start, start + len(chunk))``; ``start`` must be a multiple of ``step``.
+
+        Safe to call from several threads on different chunks; pass the results to :meth:`merge`
+        in row order.
+        """
+        work = _workspace(self.step, chunk.shape[1], _k_order(chunk))
+        reduce_block = self._logits_block if self.kind == "logits" else self._probs_block
+        return [
+            reduce_block(start + offset, chunk[offset : offset + self.step], work)
+            for offset in range(0, chunk.shape[0], self.step)
+        ]
+
+    def merge(self, blocks: list[ClasswiseBlock]) -> None:
+        """Add one chunk's class-wise sums (chunks in row order)."""
+        for block in blocks:
+            self.classwise.merge(block)
+
+    def _logits_block(self, start: int, block: np.ndarray, work: _Workspace) -> ClasswiseBlock:
+        # per_sample.from_logits and summary.classwise_ece on the same block, same operations:
+        # z = float64(block); shifted = z - z[top]; e = exp(shifted); p = e / sum(e).
+        r = block.shape[0]
+        rows = slice(start, start + r)
+        ar = np.arange(r)
+        y = self.labels[rows]
+        shifted, e, power, probs = work.views(r)
+        np.copyto(shifted, block)
+        # argmax of the input equals argmax of its exact float64 upcast (float16 has no fast argmax)
+        top = _row_argmax(shifted if block.dtype == np.float16 else block)
+        z_top = shifted[ar, top]
+        shifted -= z_top[:, None]
+        np.exp(shifted, out=e)
+        sum_exp = e.sum(axis=1)  # e keeps the layout np.asarray(block, float64) has: same sum order
+        z_true = shifted[ar, y]
+        self.loss[rows] = np.log(sum_exp) - z_true
+        self.pred[rows] = top
+        self.confidence[rows] = 1.0 / sum_exp
+        self.z_top[rows] = z_top
+        self.d_true[rows] = z_true
+        sums = self.sums[:, rows]
+        sums[0] = sum_exp
+        _power_sums(e, shifted, power, sums[1:])
+        np.divide(e, sum_exp[:, None], out=probs)
+        result = classwise_block(y, probs)
+        shifted[ar, y] = -np.inf
+        self.margin[rows] = z_true - _row_max(shifted) if block.shape[1] > 1 else np.inf
+        return result
+
+    def _probs_block(self, start: int, block: np.ndarray, work: _Workspace) -> ClasswiseBlock:
+        # per_sample.from_probs and calibration.classwise_calibration_error on the same block.
+        r = block.shape[0]
+        rows = slice(start, start + r)
+        ar = np.arange(r)
+        y = self.labels[rows]
+        probs = work.views(r)[3]
+        np.copyto(probs, block)
+        top = _row_argmax(probs if block.dtype == np.float16 else block)
+        self.pred[rows] = top
+        self.confidence[rows] = block[ar, top]
+        self.true_prob[rows] = block[ar, y]
+        return classwise_block(y, probs)
+
+    # --- the temperature passes ----------------------------------------------------------------
+
+    def fit_temperature(self, run_pass: PassRunner) -> TemperatureFit:
+        """T* from the moments at T = 1 (from the streaming pass for logits) and exact passes."""
+        if self.kind == "logits":
+            at_one = row_moments(1.0, *self.sums, self.d_true)
+            return temperature_passes(
+                "logits", self.labels, run_pass, at_one=at_one, z_top=self.z_top,
+                d_true=self.d_true,
+            )
+        # z = ln max(p, eps) is monotone in p: its row maximum is at the confidence.
+        z_top = np.log(np.maximum(self.confidence, PROB_FLOOR))
+        d_true = np.log(np.maximum(self.true_prob, PROB_FLOOR)) - z_top
+        return temperature_passes(
+            "probs", self.labels, run_pass, z_top=z_top, d_true=d_true
+        )
+
+    # --- results -------------------------------------------------------------------------------
+
+    def sample_stats(self) -> SampleStats:
+        """The per-sample vectors (identical to :func:`~lossacc_cli.metrics.per_sample.sample_stats`)."""
+        if self.kind == "logits":
+            return SampleStats(
+                loss=self.loss,
+                pred=self.pred,
+                correct=self.pred == self.labels,
+                confidence=self.confidence,
+                true_prob=np.exp(-self.loss),
+                margin=self.margin,
+            )
+        clipped = self.true_prob < PROB_FLOOR
+        return SampleStats(
+            loss=-np.log(np.maximum(self.true_prob, PROB_FLOOR)),
+            pred=self.pred,
+            correct=self.pred == self.labels,
+            confidence=self.confidence,
+            true_prob=self.true_prob,
+            clipped=clipped,
+        )
+
+    def finish(self, run_pass: PassRunner) -> tuple[SampleStats, EpochSummary]:
+        """Per-sample vectors and summary, once every chunk has been reduced and merged."""
+        stats = self.sample_stats()
+        fit = self.fit_temperature(run_pass)
+        summary = summary_from_parts(
+            epoch=self.epoch,
+            labels=self.labels,
+            n_classes=self.n_classes,
+            stats=stats,
+            classwise_ece=self.classwise.value(self.labels.shape[0]),
+            fit=fit,
+        )
+        return stats, summary
+
+
+def temperature_passes(
+    kind: str,
+    labels: np.ndarray,
+    run_pass: PassRunner,
+    *,
+    at_one: Moments | None = None,
+    z_top: np.ndarray | None = None,
+    d_true: np.ndarray | None = None,
+) -> TemperatureFit:
+    """T* of (N, K) scores seen through ``run_pass``: each evaluation is one exact pass.
+
+    ``kind`` ``logits`` uses the scores as logits; ``probs`` uses ``ln max(p, eps)`` like
+    :func:`~lossacc_cli.metrics.summary.summarize_epoch`. ``z_top`` (row maxima of those logits)
+    and ``d_true`` (true-class logit minus it) save work when the caller has them.
+    """
+    n = labels.shape[0]
+    sums = np.empty((4, n))
+    known_top = z_top is not None
+    row_top = z_top if known_top else np.empty(n)
+    d_y = d_true if d_true is not None else np.empty(n)
+
+    def block_sums(start: int, block: np.ndarray, beta: float, work: _Workspace) -> None:
+        r = block.shape[0]
+        rows = slice(start, start + r)
+        d, w, scratch = work.views(r)[:3]
+        np.copyto(d, block)
+        if kind == "probs":
+            np.maximum(d, PROB_FLOOR, out=d)
+            np.log(d, out=d)
+        if not known_top:
+            row_top[rows] = d.max(axis=1)
+        d -= row_top[rows, None]
+        if d_true is None:
+            d_y[rows] = d[np.arange(r), labels[rows]]
+        np.multiply(d, beta, out=w)
+        np.exp(w, out=w)
+        out = sums[:, rows]
+        out[0] = np.einsum("ij->i", w)
+        _power_sums(w, d, scratch, out[1:])
+
+    def evaluate(beta: float) -> Moments:
+        def fn(start: int, chunk: np.ndarray) -> None:
+            step = block_rows(chunk.shape[1])
+            # in the chunk's own layout: a row's sums then do not depend on the thread or block
+            work = _workspace(step, chunk.shape[1], _k_order(chunk))
+            for offset in range(0, chunk.shape[0], step):
+                block_sums(start + offset, chunk[offset : offset + step], beta, work)
+
+        run_pass(fn)
+        return row_moments(beta, *sums, d_y)
+
+    if d_true is None:  # the pass at T = 1 also finds each true class's gap to the top
+        at_one = evaluate(1.0)
+    return fit_temperature_from_moments(evaluate, at_one, true_is_top=not d_y.any())
+
+
+def _power_sums(w: np.ndarray, d: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> None:
+    """``out[j - 1] = sum_k w d^j`` for j = 1, 2, 3 (only the temperature fit uses these, so any
+    summation order will do: einsum's is the fastest)."""
+    np.multiply(w, d, out=scratch)
+    out[0] = np.einsum("ij->i", scratch)
+    out[1] = np.einsum("ij,ij->i", scratch, d)
+    scratch *= d
+    out[2] = np.einsum("ij,ij->i", scratch, d)
+
+
+def _row_argmax(block: np.ndarray) -> np.ndarray:
+    """``block.argmax(axis=1)`` (first index on ties); column by column when rows are short."""
+    if block.shape[1] > 32:
+        return block.argmax(axis=1)
+    best = block[:, 0].copy()
+    top = np.zeros(block.shape[0], dtype=np.intp)
+    for k in range(1, block.shape[1]):
+        column = block[:, k]
+        higher = column > best
+        top[higher] = k
+        np.maximum(best, column, out=best)
+    return top
+
+
+def _row_max(block: np.ndarray) -> np.ndarray:
+    """Row maxima (exact in any order); column by column when rows are short, which is faster."""
+    if block.shape[1] > 32:
+        return block.max(axis=1)
+    out = block[:, 0].copy()
+    for k in range(1, block.shape[1]):
+        np.maximum(out, block[:, k], out=out)
+    return out
+
+
+_local = threading.local()
+
+
+def _workspace(rows: int, cols: int, order: str) -> _Workspace:
+    """This thread's scratch blocks for (rows, cols) in ``order``, reused from chunk to chunk."""
+    work = getattr(_local, "work", None)
+    if work is None or work.key != (rows, cols, order):
+        work = _local.work = _Workspace(rows, cols, order)
+    return work
+
+
+class _Workspace:
+    """Scratch float64 blocks reused across blocks and chunks (no allocation per block).
+
+    The first two follow ``order`` (the layout ``np.asarray(block, float64)`` would have, which
+    fixes the summation order of row sums); the last two are C-ordered.
+    """
+
+    def __init__(self, rows: int, cols: int, order: str) -> None:
+        self.key = (rows, cols, order)
+        self.buffers = (
+            np.empty((rows, cols), order=order),
+            np.empty((rows, cols), order=order),
+            np.empty((rows, cols), order=order),
+            np.empty((rows, cols)) if order == "F" else None,
+        )
+
+    def views(self, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        a, b, c, d = self.buffers
+        return a[:r], b[:r], c[:r], (c if d is None else d)[:r]
+
+
+def _k_order(block: np.ndarray) -> str:
+    """The memory order of ``np.asarray(block, float64)`` ('K' order): 'F' when rows are the
+    closer axis in memory, as for wide Parquet columns read through a (K, N) array."""
+    two_d = block.ndim == 2 and block.shape[0] > 1 and block.shape[1] > 1
+    return "F" if two_d and abs(block.strides[0]) < abs(block.strides[1]) else "C"
+
+
+def reduce_matrix(
+    kind: str, labels: np.ndarray, scores: np.ndarray, n_classes: int, epoch: int
+) -> tuple[SampleStats, EpochSummary]:
+    """The streaming reduction of an in-memory (N, K) matrix, on one thread."""
+    reducer = EpochReducer(kind, labels, n_classes, epoch)
+    step = reducer.step
+    chunks = [(start, scores[start : start + step]) for start in range(0, scores.shape[0], step)]
+    for start, chunk in chunks:
+        reducer.merge(reducer.reduce_chunk(start, chunk))
+
+    def run_pass(fn: Callable[[int, np.ndarray], None]) -> None:
+        for start, chunk in chunks:
+            fn(start, chunk)
+
+    return reducer.finish(run_pass)
+
+
+def reduce_epoch_data(data: EpochData) -> tuple[SampleStats, EpochSummary]:
+    """Per-sample vectors and summary of an epoch already in memory (any score layout)."""
+    if data.kind in ("logits", "probs"):
+        return reduce_matrix(data.kind, data.labels, data.scores, data.n_classes, data.epoch)
+    stats = sample_stats(data)
+    logits = temperature_logits(data)
+    fit = None
+    if logits is not None:
+        def run_pass(fn: Callable[[int, np.ndarray], None]) -> None:
+            fn(0, logits)
+
+        fit = temperature_passes("logits", data.labels, run_pass)
+    summary = summary_from_parts(
+        epoch=data.epoch,
+        labels=data.labels,
+        n_classes=data.n_classes,
+        stats=stats,
+        classwise_ece=classwise_ece(data),
+        fit=fit,
+    )
+    return stats, summary

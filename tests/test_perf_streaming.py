@@ -1,0 +1,333 @@
+"""Streaming reads and parallel loading give the results of the whole-matrix path, bit for bit.
+
+The reference is what the package computed before streaming existed, and still computes for an
+epoch in memory: ``read_epoch`` + ``sample_stats`` + ``summarize_epoch``. Every per-sample vector and
+every summary field must be identical (same row blocks, same summation order), except T* and
+L(T*), which come from the streamed fit (tests/test_perf_temperature.py) and must agree to 1e-9.
+Epochs are also read in small batches so that batch boundaries fall inside row blocks, and with
+threads and worker processes, which must not change a bit either. Faults found while streaming
+are reported exactly as the whole-file reader reports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lossacc_cli.analysis.run as run_module
+import lossacc_cli.readers.npz as npz_module
+import lossacc_cli.readers.parquet as parquet_module
+from lossacc_cli.analysis.run import load_run, reduce_source
+from lossacc_cli.errors import InputError
+from lossacc_cli.metrics.per_sample import sample_stats
+from lossacc_cli.metrics.summary import summarize_epoch
+from lossacc_cli.readers import ReadOptions, discover, read_epoch
+
+RNG = np.random.default_rng(20240611)
+FIT_FIELDS = ("temperature", "recalibrated_loss")
+
+
+# --- writing epochs in every layout ------------------------------------------------------------
+
+
+def _scores(n, k, kind, dtype, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, k)) * 3
+    y = rng.integers(0, k, n)
+    z[np.arange(n), np.where(rng.random(n) < 0.6, y, rng.integers(0, k, n))] += 4
+    if kind == "probs":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        z = e / e.sum(axis=1, keepdims=True)
+    return z.astype(dtype), y
+
+
+def _list_column(matrix, layout):
+    n, k = matrix.shape
+    flat = pa.array(matrix.reshape(-1))
+    if layout == "fixed_size_list":
+        return pa.FixedSizeListArray.from_arrays(flat, k)
+    offsets = np.arange(0, (n + 1) * k, k)
+    if layout == "large_list":
+        return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), flat)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat)
+
+
+def _write(path, layout, kind, scores, labels, ids, *, extra=None, row_group_size=None):
+    if layout.startswith("npz"):
+        save = np.savez_compressed if layout == "npz_compressed" else np.savez
+        save(path, **{kind: scores, "labels": labels, "sample_ids": ids})
+        return
+    columns = {"sample_id": ids, "label": labels, **(extra or {})}
+    if layout == "wide":
+        columns.update({f"{kind[:-1]}_{k}": scores[:, k] for k in range(scores.shape[1])})
+    else:
+        columns[kind] = _list_column(scores, layout)
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
+
+
+LAYOUTS = ["list", "large_list", "fixed_size_list", "wide", "npz", "npz_compressed"]
+
+
+def _epoch_file(tmp_path, layout, kind="logits", dtype=np.float32, n=1000, k=7, seed=0, **kw):
+    scores, labels = _scores(n, k, kind, dtype, seed)
+    suffix = "npz" if layout.startswith("npz") else "parquet"
+    path = tmp_path / f"epoch_{seed + 1:03d}.{suffix}"
+    _write(path, layout, kind, scores, labels, np.arange(n) * 3 + 1, **kw)
+    return path
+
+
+# --- comparing with the whole-matrix path ------------------------------------------------------
+
+
+def _assert_same(a, b, *, skip=()):
+    for field in dataclasses.fields(a):
+        if field.name in skip:
+            continue
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape, field.name
+            assert np.array_equal(x, y, equal_nan=True), field.name
+            # equal bits, not just equal values (e.g. -0.0 and 0.0)
+            if x.dtype.kind == "f":
+                assert np.array_equal(x.view(np.int64 if x.itemsize == 8 else np.int32),
+                                      y.view(np.int64 if y.itemsize == 8 else np.int32)), field.name
+        elif isinstance(x, float) and np.isnan(x):
+            assert np.isnan(y), field.name
+        else:
+            assert x == y, (field.name, x, y)
+
+
+def _assert_matches_whole_read(source, options=None, threads=1):
+    options = options or ReadOptions()
+    streamed = reduce_source(source, options, threads)
+    assert streamed.streamed
+    data = read_epoch(source, options)
+    stats = sample_stats(data)
+    summary = summarize_epoch(data, stats)
+    _assert_same(stats, streamed.stats)
+    _assert_same(summary, streamed.summary, skip=FIT_FIELDS)
+    for name in FIT_FIELDS:
+        assert getattr(streamed.summary, name) == pytest.approx(getattr(summary, name), rel=1e-9)
+    assert np.array_equal(streamed.ids, data.ids) and np.array_equal(streamed.labels, data.labels)
+    assert streamed.notes == data.notes
+    return streamed
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches of a few rows, so that batch boundaries fall inside the reducer's row blocks."""
+    monkeypatch.setattr(parquet_module, "STREAM_BATCH_BYTES", 37 * 7 * 4)
+    monkeypatch.setattr(npz_module, "STREAM_BATCH_BYTES", 37 * 7 * 4)
+    monkeypatch.setattr(parquet_module, "WIDE_READ_BYTES", 1)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kind", ["logits", "probs"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_every_layout_streams_to_the_whole_matrix_result(tmp_path, layout, kind, dtype):
+    path = _epoch_file(tmp_path, layout, kind, dtype)
+    (source,), _ = discover(path)
+    _assert_matches_whole_read(source)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("k", [3, 1000])
+def test_batch_boundaries_inside_row_blocks(tmp_path, small_batches, layout, k):
+    # K = 1000: 65 rows per block, batches of 7 rows (list) and row groups of 100 rows.
+    n = 700 if k == 1000 else 3000
+    path = _epoch_file(tmp_path, layout, n=n, k=k, row_group_size=100
+                       if not layout.startswith("npz") else None)
+    (source,), _ = discover(path)
+    _assert_matches_whole_read(source)
+    _assert_matches_whole_read(source, threads=2)
+
+
+def test_epoch_folder_of_part_files(tmp_path, small_batches):
+    for fmt in ("parquet", "npz"):
+        folder = tmp_path / fmt / "epoch=4"
+        folder.mkdir(parents=True)
+        for part in range(3):
+            scores, labels = _scores(150 + part, 7, "logits", np.float32, part)
+            ids = np.arange(150 + part) + 1000 * part
+            layout = "list" if fmt == "parquet" else "npz"
+            _write(folder / f"part-{part}.{fmt}", layout, "logits", scores, labels, ids)
+        (source,), _ = discover(tmp_path / fmt)
+        _assert_matches_whole_read(source)
+
+
+@pytest.mark.parametrize("layout", ["list", "wide"])
+def test_long_format_and_split_selection(tmp_path, small_batches, layout):
+    # One table, three epochs, rows of each epoch spread over several row groups, two splits.
+    tables = []
+    for epoch in (1, 2, 3):
+        scores, labels = _scores(300, 5, "logits", np.float32, epoch)
+        columns = {
+            "epoch": np.full(300, epoch), "sample_id": np.arange(300), "label": labels,
+            "split": np.where(np.arange(300) % 3 == 0, "train", "val"),
+        }
+        if layout == "wide":
+            columns.update({f"logit_{k}": scores[:, k] for k in range(5)})
+        else:
+            columns["logits"] = _list_column(scores, "list")
+        tables.append(pa.table(columns))
+    table = pa.concat_tables(tables)
+    order = np.random.default_rng(3).permutation(table.num_rows)  # epochs interleaved
+    pq.write_table(table.take(order), tmp_path / "long.parquet", row_group_size=128)
+    sources, _ = discover(tmp_path / "long.parquet")
+    assert [s.epoch for s in sources] == [1, 2, 3]
+    for source in sources:
+        _assert_matches_whole_read(source)
+        _assert_matches_whole_read(source, ReadOptions(split="val"), threads=2)
+
+
+def test_notes_and_class_names_are_the_readers(tmp_path):
+    scores, labels = _scores(200, 3, "logits", np.float32, 0)
+    probs, _ = _scores(200, 3, "probs", np.float32, 0)
+    table = pa.table({"label": labels, "logits": _list_column(scores, "list"),
+                      "probs": _list_column(probs, "list")})
+    table = table.replace_schema_metadata({b"lossacc.class_names": b'["a", "b", "c"]'})
+    pq.write_table(table, tmp_path / "epoch_001.parquet")
+    (source,), _ = discover(tmp_path)
+    streamed = _assert_matches_whole_read(source)
+    assert streamed.class_names == ("a", "b", "c") and streamed.ids_from_rows
+    assert any("both logits and probabilities" in note for note in streamed.notes)
+
+
+# --- faults found while streaming: the whole-file reader's message -----------------------------
+
+
+def _same_error(source, options=None):
+    options = options or ReadOptions()
+    with pytest.raises(InputError) as whole:
+        read_epoch(source, options)
+    with pytest.raises(InputError) as streamed:
+        reduce_source(source, options, 2)
+    assert str(streamed.value) == str(whole.value)
+    assert type(streamed.value) is InputError
+    return str(whole.value)
+
+
+@pytest.mark.parametrize("layout", ["list", "wide", "npz", "npz_compressed"])
+def test_a_bad_value_in_the_last_batch(tmp_path, small_batches, layout):
+    scores, labels = _scores(2000, 7, "logits", np.float32, 0)
+    scores[1990, 2] = np.nan
+    suffix = "npz" if layout.startswith("npz") else "parquet"
+    _write(tmp_path / f"epoch_001.{suffix}", layout, "logits", scores, labels, np.arange(2000))
+    (source,), _ = discover(tmp_path)
+    assert "finite" in _same_error(source)
+
+
+def test_probabilities_off_by_more_than_the_tolerance(tmp_path, small_batches):
+    probs, labels = _scores(2000, 4, "probs", np.float64, 0)
+    probs[1500:1510] *= 1.01
+    _write(tmp_path / "epoch_001.parquet", "list", "probs", probs, labels, np.arange(2000))
+    (source,), _ = discover(tmp_path)
+    assert "--renormalize" in _same_error(source)
+    # with --renormalize the epoch is read whole and renormalised, with the reader's note
+    options = ReadOptions(renormalize=True)
+    reduced = reduce_source(source, options, 2)
+    data = read_epoch(source, options)
+    _assert_same(sample_stats(data), reduced.stats)
+    assert reduced.notes == data.notes and any("renormalised" in n for n in reduced.notes)
+
+
+def test_unequal_lists_and_null_lists_in_a_later_batch(tmp_path, small_batches):
+    scores, labels = _scores(900, 4, "logits", np.float32, 0)
+    rows = [list(r) for r in scores]
+    rows[800] = rows[800][:3]
+    pq.write_table(pa.table({"label": labels, "logits": pa.array(rows, pa.list_(pa.float32()))}),
+                   tmp_path / "epoch_001.parquet")
+    (source,), _ = discover(tmp_path)
+    assert "unequal length" in _same_error(source)
+    rows[800] = None
+    pq.write_table(pa.table({"label": labels, "logits": pa.array(rows, pa.list_(pa.float32()))}),
+                   tmp_path / "epoch_001.parquet")
+    assert "null lists" in _same_error(source)
+
+
+def test_damaged_npz_data_is_refused_like_np_load_refuses_it(tmp_path):
+    path = _epoch_file(tmp_path, "npz", n=2000)
+    info = zipfile.ZipFile(path).getinfo("logits.npy")
+    data = bytearray(path.read_bytes())
+    data[info.header_offset + info.compress_size - 100] ^= 0x10  # a bit inside the logits
+    path.write_bytes(bytes(data))
+    (source,), _ = discover(tmp_path)
+    with pytest.raises(InputError) as whole:
+        read_epoch(source)
+    assert "CRC" in str(whole.value)
+    _same_error(source)
+
+
+def test_header_errors_come_first_as_in_the_whole_read(tmp_path):
+    # duplicate ids and a NaN: the whole-file reader names the ids; so must the streaming path
+    scores, labels = _scores(300, 4, "logits", np.float32, 0)
+    scores[5, 0] = np.nan
+    ids = np.arange(300)
+    ids[7] = 3
+    _write(tmp_path / "epoch_001.parquet", "list", "logits", scores, labels, ids)
+    (source,), _ = discover(tmp_path)
+    assert "not unique" in _same_error(source)
+
+
+# --- threads and worker processes ---------------------------------------------------------------
+
+
+def _run_dir(tmp_path, n_epochs=4, layout="list"):
+    suffix = "npz" if layout.startswith("npz") else "parquet"
+    for e in range(n_epochs):
+        scores, labels = _scores(1500, 11, "logits", np.float32, 0)
+        scores += np.random.default_rng(e).normal(size=scores.shape).astype(np.float32) * e
+        _write(tmp_path / f"epoch_{e + 1:03d}.{suffix}", layout, "logits", scores, labels,
+               np.arange(1500))
+    return tmp_path
+
+
+def _assert_same_run(a, b):
+    _assert_same(a, b, skip=("records", "ids"))
+    assert np.array_equal(a.ids, b.ids)
+    assert len(a.records) == len(b.records)
+    for ra, rb in zip(a.records, b.records):
+        _assert_same(ra.summary, rb.summary)
+        _assert_same(ra.stats, rb.stats)
+        _assert_same(ra, rb, skip=("summary", "stats"))
+
+
+@pytest.mark.parametrize("layout", ["list", "npz"])
+def test_the_run_does_not_depend_on_jobs(tmp_path, monkeypatch, layout):
+    folder = _run_dir(tmp_path, layout=layout)
+    one = load_run(str(folder), ReadOptions(), jobs=1)
+    monkeypatch.setattr(run_module, "THREAD_MIN_BYTES", 1)  # threads even for small epochs
+    _assert_same_run(one, load_run(str(folder), ReadOptions(), jobs=2))
+    monkeypatch.setattr(run_module, "PARALLEL_MIN_BYTES", 0)  # and worker processes
+    calls = []
+    two = load_run(str(folder), ReadOptions(), jobs=2, on_epoch=lambda d, t: calls.append((d, t)))
+    _assert_same_run(one, two)
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    _assert_same_run(one, load_run(str(folder), ReadOptions(), jobs=0))
+
+
+def test_a_fault_in_a_worker_is_the_first_in_epoch_order(tmp_path, monkeypatch):
+    folder = _run_dir(tmp_path, n_epochs=5)
+    for bad in (2, 4):  # two bad epochs: the earlier one is reported, as when reading in order
+        table = pq.read_table(folder / f"epoch_{bad:03d}.parquet")
+        labels = table.column("label").to_numpy().copy()
+        labels[bad] = 99
+        pq.write_table(table.set_column(1, "label", pa.array(labels)), folder / f"epoch_{bad:03d}.parquet")
+    with pytest.raises(InputError) as sequential:
+        load_run(str(folder), ReadOptions(), jobs=1)
+    monkeypatch.setattr(run_module, "PARALLEL_MIN_BYTES", 0)
+    with pytest.raises(InputError) as parallel:
+        load_run(str(folder), ReadOptions(), jobs=2)
+    assert str(parallel.value) == str(sequential.value)
+    assert "epoch_002.parquet" in str(sequential.value)
+
+
+def test_epochs_share_labels_and_rows_when_they_are_the_same(tmp_path):
+    run = load_run(str(_run_dir(tmp_path)), ReadOptions())
+    first = run.records[0]
+    assert all(r.labels is first.labels and r.rows is first.rows for r in run.records[1:])
