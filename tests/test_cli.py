@@ -208,3 +208,13 @@ def test_a_note_repeated_by_every_file_is_printed_once(tmp_path):
     repeated = [w for w in warnings if "5 files" in w]
     assert len(repeated) == 1, r.stderr
     assert "epoch_1.npz" in repeated[0] and "epoch_5.npz" not in repeated[0]  # first three named, then ...
+
+
+def test_jobs_do_not_change_the_result(run_dir):
+    folder, _ = run_dir
+    one = _invoke("analyze", folder, "--format", "json", "--jobs", "1")
+    two = _invoke("analyze", folder, "--format", "json", "--jobs", "2")
+    every = _invoke("analyze", folder, "--format", "json")  # 0: all cores
+    assert one.exit_code == two.exit_code == every.exit_code == 0
+    assert one.stdout == two.stdout == every.stdout
+    assert _invoke("analyze", folder, "--jobs", "-1").exit_code == 2

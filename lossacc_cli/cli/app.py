@@ -20,6 +20,7 @@ from lossacc_cli.cli.common import (
     FromOpt,
     FormatOpt,
     IdColOpt,
+    JobsOpt,
     LabelColOpt,
     OutputOpt,
     PathArg,
@@ -81,7 +82,7 @@ def _root(
     """lossacc reads per-epoch predictions on a fixed evaluation set and names the cause of rising loss."""
 
 
-def _load(path, fmt: Format, class_names_file, options) -> Run:
+def _load(path, fmt: Format, class_names_file, options, jobs: int = 0) -> Run:
     """Load the run with a progress bar on stderr (terminal, table format, several files only)."""
     err = stderr_console()
     names = load_class_names(class_names_file)
@@ -90,9 +91,10 @@ def _load(path, fmt: Format, class_names_file, options) -> Run:
 
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("reading epochs", total=None)
-            run = load_run(path, options, on_epoch=lambda done, total: progress.update(task, completed=done, total=total))
+            run = load_run(path, options, jobs=jobs,
+                           on_epoch=lambda done, total: progress.update(task, completed=done, total=total))
     else:
-        run = load_run(path, options)
+        run = load_run(path, options, jobs=jobs)
     if names is not None:
         if len(names) != run.n_classes:
             raise UsageError(
@@ -157,6 +159,7 @@ def analyze(
     from_epoch: FromOpt = None,
     to_epoch: ToOpt = None,
     debug: DebugOpt = False,
+    jobs: JobsOpt = 0,
 ) -> None:
     """Per-epoch loss, accuracy and calibration, the epochs where loss rises while accuracy holds,
     and the samples and classes responsible for the rise (lowest-loss epoch -> last by default).
@@ -165,7 +168,7 @@ def analyze(
     """
     with cli_errors(debug):
         options = read_options(label_col, id_col, scores, split, renormalize)
-        run = _load(resolve_path(path), fmt, class_names, options)
+        run = _load(resolve_path(path), fmt, class_names, options, jobs)
         ov = overview(run.summaries)
         a = run.resolve_epoch(from_epoch or ov.best_loss_epoch, option="--from")
         b = run.resolve_epoch(to_epoch or "last", option="--to")
@@ -200,6 +203,7 @@ def outliers(
     renormalize: RenormOpt = False,
     class_names: ClassNamesOpt = None,
     debug: DebugOpt = False,
+    jobs: JobsOpt = 0,
 ) -> None:
     """The per-sample loss distribution at one epoch and the outlying samples.
 
@@ -207,7 +211,7 @@ def outliers(
     """
     with cli_errors(debug):
         options = read_options(label_col, id_col, scores, split, renormalize)
-        run = _load(resolve_path(path), fmt, class_names, options)
+        run = _load(resolve_path(path), fmt, class_names, options, jobs)
         rep = outlier_report(run, run.resolve_epoch(epoch, option="--epoch"), top=top)
         _respond("outliers", fmt, output, lambda: outliers_json(rep),
                  lambda plain: outliers_renderable(rep, run.class_names, plain=plain))
@@ -228,6 +232,7 @@ def compare(
     renormalize: RenormOpt = False,
     class_names: ClassNamesOpt = None,
     debug: DebugOpt = False,
+    jobs: JobsOpt = 0,
 ) -> None:
     """Who made the mean loss change between two epochs: outcome groups, samples, classes.
 
@@ -235,7 +240,7 @@ def compare(
     """
     with cli_errors(debug):
         options = read_options(label_col, id_col, scores, split, renormalize)
-        run = _load(resolve_path(path), fmt, class_names, options)
+        run = _load(resolve_path(path), fmt, class_names, options, jobs)
         a = run.resolve_epoch(from_epoch or "best", option="--from")
         b = run.resolve_epoch(to_epoch or "last", option="--to")
         c = compare_epochs(run, a, b, top=top)
@@ -257,6 +262,7 @@ def calibration(
     renormalize: RenormOpt = False,
     class_names: ClassNamesOpt = None,
     debug: DebugOpt = False,
+    jobs: JobsOpt = 0,
 ) -> None:
     """Reliability table and diagram, ECE variants, temperature T* and the calibration/refinement split.
 
@@ -264,7 +270,7 @@ def calibration(
     """
     with cli_errors(debug):
         options = read_options(label_col, id_col, scores, split, renormalize)
-        run = _load(resolve_path(path), fmt, class_names, options)
+        run = _load(resolve_path(path), fmt, class_names, options, jobs)
         rep = calibration_report(run, run.resolve_epoch(epoch, option="--epoch"))
         _respond("calibration", fmt, output, lambda: calibration_json(rep),
                  lambda plain: calibration_renderable(rep, plain=plain))
@@ -314,6 +320,7 @@ def check(
     renormalize: RenormOpt = False,
     class_names: ClassNamesOpt = None,
     debug: DebugOpt = False,
+    jobs: JobsOpt = 0,
 ) -> None:
     """CI gate: evaluate rules and exit 0 (all pass), 1 (a rule failed) or 2 (cannot judge).
 
@@ -324,7 +331,7 @@ def check(
         cfg = _check_config(config, epoch, max_loss, min_accuracy, max_ece, max_loss_rise, max_top1pct_share,
                             max_above_baseline, fail_on)
         options = read_options(label_col, id_col, scores, split, renormalize)
-        run = _load(resolve_path(path), Format.json, class_names, options)
+        run = _load(resolve_path(path), Format.json, class_names, options, jobs)
         verdicts: tuple[str, ...] = ()
         if cfg.fail_on:
             ov = overview(run.summaries)
