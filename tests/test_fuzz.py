@@ -22,14 +22,7 @@ CHUNK = 100
 # Open bugs in files owned elsewhere, each pinned by a strict xfail test in test_hardening.py.
 # A finding that matches one is reported but does not fail this test; delete the entry when
 # its xfail test starts passing.
-KNOWN_OPEN_BUGS = {
-    "readers/npz.py: zip features the zipfile module refuses (NotImplementedError, "
-    "encrypted members) are not mapped to an input error":
-        lambda o: "NotImplementedError" in o.detail or "password required" in o.detail,
-    "readers/npz.py: a member without the .npy magic comes back as bytes":
-        lambda o: "'bytes' object has no attribute" in o.detail,
-    "readers/parquet.py: invalid UTF-8 in column names or string values":
-        lambda o: "UnicodeDecodeError" in o.detail or "ArrowException" in o.detail,
+KNOWN_OPEN_BUGS: dict = {
 }
 
 

@@ -38,7 +38,9 @@ LABEL_ALIASES = ("labels", "label", "targets", "y_true", "y")
 ID_ALIASES = ("sample_ids", "ids")
 EPOCH = "epoch"
 
-_ARCHIVE_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+# NotImplementedError: a zip compression method or feature zipfile does not support;
+# RuntimeError: an encrypted member ("password required").
+_ARCHIVE_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 OBJECT_PROBLEM = "object arrays are not read: they would need unpickling"
 OBJECT_HINT = "save numbers, or strings as a fixed-width array (e.g. ids.astype(str))"
 
@@ -66,13 +68,16 @@ def load_array(archive: NpzFile, name: str, label: str) -> np.ndarray:
     if _holds_objects(archive, name):
         raise input_error(label, name, OBJECT_PROBLEM, hint=OBJECT_HINT)
     try:
-        return archive[name]
+        value = archive[name]
     except ValueError as exc:
         if "pickle" in str(exc):
             raise input_error(label, name, OBJECT_PROBLEM, hint=OBJECT_HINT) from None
         raise file_error(label, f"array '{name}'", exc) from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+    except (*_ARCHIVE_ERRORS, KeyError) as exc:
         raise file_error(label, f"array '{name}'", exc) from None
+    if not isinstance(value, np.ndarray):  # NpzFile hands back raw bytes for a member that is not .npy
+        raise file_error(label, f"array '{name}'", ValueError("the member is not a .npy array"))
+    return value
 
 
 def _holds_objects(archive: NpzFile, name: str) -> bool:

@@ -102,13 +102,14 @@ def open_parquet(path: str, **kwargs: object) -> Iterator[pq.ParquetFile]:
             handle = open(path, "rb")
             source = handle
         parquet_file = pq.ParquetFile(source, **kwargs)
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
         if handle is not None:
             handle.close()
         raise file_error(label, "Parquet file", exc) from None
     try:
         yield parquet_file
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
+        # UnicodeDecodeError: a column name in the footer that is not UTF-8
         raise file_error(label, "Parquet file", exc) from None
     finally:
         parquet_file.close()
@@ -352,7 +353,11 @@ def _flat(table: pa.Table, name: str, where: str, nulls: dict[str, np.ndarray]) 
         column = column.cast(dtype.value_type)
     if column.null_count:
         nulls[name] = column.is_null().to_numpy(zero_copy_only=False)
-    return column.to_numpy()
+    try:
+        return column.to_numpy()
+    except pa.ArrowException as exc:  # e.g. string values that are not valid UTF-8
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise input_error(where, name, f"values cannot be decoded ({reason})") from None
 
 
 def _row_ids(ids: np.ndarray | None, rows: np.ndarray) -> list[object]:
