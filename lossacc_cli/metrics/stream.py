@@ -29,12 +29,7 @@ from lossacc_cli.metrics.calibration import (
     classwise_block,
 )
 from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats, sample_stats
-from lossacc_cli.metrics.summary import (
-    EpochSummary,
-    classwise_ece,
-    summary_from_parts,
-    temperature_logits,
-)
+from lossacc_cli.metrics.summary import EpochSummary, summarize_epoch, summary_from_parts
 from lossacc_cli.metrics.temperature import (
     Moments,
     TemperatureFit,
@@ -398,19 +393,5 @@ def reduce_epoch_data(data: EpochData) -> tuple[SampleStats, EpochSummary]:
     if data.kind in ("logits", "probs"):
         return reduce_matrix(data.kind, data.labels, data.scores, data.n_classes, data.epoch)
     stats = sample_stats(data)
-    logits = temperature_logits(data)
-    fit = None
-    if logits is not None:
-        def run_pass(fn: Callable[[int, np.ndarray], None]) -> None:
-            fn(0, logits)
-
-        fit = temperature_passes("logits", data.labels, run_pass)
-    summary = summary_from_parts(
-        epoch=data.epoch,
-        labels=data.labels,
-        n_classes=data.n_classes,
-        stats=stats,
-        classwise_ece=classwise_ece(data),
-        fit=fit,
-    )
+    summary = summarize_epoch(data, stats)
     return stats, summary
