@@ -133,7 +133,6 @@ def _class_ece(confidence, correct, labels, n_classes: int, n_bins: int = 15) ->
     """Top-label ECE of each class's samples (grouped by true label); NaN for absent classes."""
     cell = labels * n_bins + equal_width_bins(confidence, n_bins)
     size = n_classes * n_bins
-    count = np.bincount(cell, minlength=size)
     gap = np.abs(
         np.bincount(cell, weights=confidence, minlength=size)
         - np.bincount(cell, weights=correct.astype(np.float64), minlength=size)

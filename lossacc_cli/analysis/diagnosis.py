@@ -275,7 +275,7 @@ def diagnose(
         positive = np.maximum(net, 0.0)
         share = positive / positive.sum() if positive.sum() > 0 else positive
         top2 = np.argsort(-share, kind="stable")[:2]
-        one, two = float(share[top2[0]]), float(share[top2].sum())
+        two = float(share[top2].sum())
         # Name the second class too when it carries a real part of the growth (a swap hits two classes).
         most = max(1, int(th.class_max_fraction * present.shape[0]))
         if two >= th.class_min_explained:

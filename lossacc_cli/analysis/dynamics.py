@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossacc_cli.analysis.align import positions
 from lossacc_cli.analysis.run import Run
 
 SUSPECT_MIN_EPOCH_FRACTION = 0.5
