@@ -140,6 +140,23 @@ def _distinct_epochs(column: pa.ChunkedArray, label: str) -> np.ndarray:
     return np.sort(values)
 
 
+def _choose_layout(schema: pa.Schema, where: str, options: ReadOptions) -> Layout:
+    return choose_layout(schema.names, source=where, options=options, label_aliases=LABEL_ALIASES,
+                         id_aliases=ID_ALIASES, wide=True)
+
+
+def _plan_columns(schema: pa.Schema, layout: Layout, where: str, long: bool):
+    """The columns to read (layout plus epoch/split when present), their types, and the raw
+    class-names metadata; checks the long-format schema first."""
+    if long:
+        _check_long_schema(schema, where)
+    extra = tuple(n for n in (EPOCH, SPLIT) if n in schema.names)
+    columns = list(dict.fromkeys(layout.columns + extra))
+    types = {name: schema.field(name).type for name in columns}
+    class_names = (schema.metadata or {}).get(CLASS_NAMES_KEY.encode())
+    return columns, types, class_names
+
+
 def read_parquet(
     paths: list[str],
     *,
@@ -171,20 +188,8 @@ def read_parquet(
         with open_parquet(path) as parquet_file:
             schema = parquet_file.schema_arrow
             if layout is None:
-                layout = choose_layout(
-                    schema.names,
-                    source=where,
-                    options=options,
-                    label_aliases=LABEL_ALIASES,
-                    id_aliases=ID_ALIASES,
-                    wide=True,
-                )
-                if long:
-                    _check_long_schema(schema, where)
-                extra = tuple(n for n in (EPOCH, SPLIT) if n in schema.names)
-                columns = list(dict.fromkeys(layout.columns + extra))
-                types = {name: schema.field(name).type for name in columns}
-                class_names = (schema.metadata or {}).get(CLASS_NAMES_KEY.encode())
+                layout = _choose_layout(schema, where, options)
+                columns, types, class_names = _plan_columns(schema, layout, where, long)
             _check_same_columns(schema, types, display_path(path))
             if long:
                 table = _epoch_rows(parquet_file, columns, epoch)
@@ -482,18 +487,10 @@ def stream_parquet(
         with open_parquet(path) as parquet_file:
             schema = parquet_file.schema_arrow
             if layout is None:
-                layout = choose_layout(
-                    schema.names, source=where, options=options, label_aliases=LABEL_ALIASES,
-                    id_aliases=ID_ALIASES, wide=True,
-                )
+                layout = _choose_layout(schema, where, options)
                 if layout.kind not in ("logits", "probs"):
                     return None
-                if long:
-                    _check_long_schema(schema, where)
-                extra = tuple(n for n in (EPOCH, SPLIT) if n in schema.names)
-                columns = list(dict.fromkeys(layout.columns + extra))
-                types = {name: schema.field(name).type for name in columns}
-                class_names = (schema.metadata or {}).get(CLASS_NAMES_KEY.encode())
+                columns, types, class_names = _plan_columns(schema, layout, where, long)
                 small = [name for name in columns if name not in layout.scores]
                 score = _ScoreColumns(layout, types, where)
             _check_same_columns(schema, types, display_path(path))
