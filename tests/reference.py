@@ -62,3 +62,44 @@ def temperature_grid(labels, logits, lo=0.01, hi=100.0, points=4001):
     values = np.array([loss(t) for t in grid])
     i = int(values.argmin())
     return grid[i], values[i]
+
+
+def temperature_newton(labels, logits, t_min=1e-2, t_max=1e2):
+    """T* by a bisection-safeguarded Newton solve of f'(beta) = 0, beta = 1/T, on whole float64
+    arrays (f = mean loss, convex in beta; f' = mean(E_w[d] - d_y), f'' = mean(Var_w[d])).
+    Returns (T*, loss at T = 1, loss at T*, at_bound)."""
+    z = np.asarray(logits, dtype=np.float64)
+    d = z - z.max(axis=1, keepdims=True)
+    d_true = d[np.arange(len(labels)), labels]
+
+    def moments(beta):
+        w = np.exp(beta * d)
+        s0 = w.sum(axis=1)
+        mean_d = (w * d).sum(axis=1) / s0
+        var = np.maximum((w * d * d).sum(axis=1) / s0 - mean_d**2, 0.0)
+        return np.mean(np.log(s0) - beta * d_true), np.mean(mean_d - d_true), np.mean(var)
+
+    loss_at_one = moments(1.0)[0]
+    lo, hi = 1.0 / t_max, 1.0 / t_min
+    f_lo, g_lo, _ = moments(lo)
+    f_hi, g_hi, _ = moments(hi)
+    if g_lo >= 0:
+        return t_max, loss_at_one, min(f_lo, loss_at_one), True
+    if g_hi <= 0:
+        return t_min, loss_at_one, min(f_hi, loss_at_one), True
+    beta = 1.0
+    f, g, h = moments(beta)
+    for _ in range(200):
+        if g > 0:
+            hi = beta
+        else:
+            lo = beta
+        candidate = beta - g / h if h > 0 else np.inf
+        if not (lo < candidate < hi):
+            candidate = np.sqrt(lo * hi) if hi / lo > 4 else 0.5 * (lo + hi)
+        converged = abs(candidate - beta) <= 1e-13 * beta
+        beta = candidate
+        f, g, h = moments(beta)
+        if converged or (hi - lo) <= 1e-13 * beta:
+            break
+    return 1.0 / beta, loss_at_one, min(f, loss_at_one), False

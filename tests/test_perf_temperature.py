@@ -1,7 +1,7 @@
 """The temperature fit from a few exact passes (streaming) against the exact fit of metrics.temperature.
 
 The streaming fit evaluates the same loss f(beta) = mean_i -ln softmax(beta z_i)[y_i] exactly at each
-point it visits, so it must land on the same T* as ``fit_temperature`` (which is the reference here):
+point it visits, so it must land on the same T* as a safeguarded Newton solve (tests.reference):
 the contract is 1e-6, the tests ask for 1e-9 in T* and 1e-12 nats in L(T*), and for the same verdict
 on fits at a search bound. They also pin the number of passes, which is what makes it fast.
 """
@@ -12,8 +12,13 @@ import numpy as np
 import pytest
 
 from lossacc_cli.metrics.stream import temperature_passes
-from lossacc_cli.metrics.temperature import T_MAX, T_MIN, fit_temperature
-from tests.reference import softmax64
+from lossacc_cli.metrics.temperature import T_MAX, T_MIN, TemperatureFit
+from tests.reference import softmax64, temperature_newton
+
+
+def fit_temperature(labels, logits) -> TemperatureFit:
+    """The reference fit, in the package's result type."""
+    return TemperatureFit(*(float(v) if i < 3 else v for i, v in enumerate(temperature_newton(labels, logits))))
 
 
 def _case(name: str, seed: int = 0):

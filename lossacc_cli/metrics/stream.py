@@ -371,6 +371,17 @@ def _k_order(block: np.ndarray) -> str:
     return "F" if two_d and abs(block.strides[0]) < abs(block.strides[1]) else "C"
 
 
+def matrix_passes(scores: np.ndarray) -> PassRunner:
+    """A pass runner over an in-memory (N, K) matrix in cache-sized blocks of rows."""
+    step = block_rows(scores.shape[1])
+
+    def run_pass(fn: Callable[[int, np.ndarray], None]) -> None:
+        for start in range(0, scores.shape[0], step):
+            fn(start, scores[start : start + step])
+
+    return run_pass
+
+
 def reduce_matrix(
     kind: str, labels: np.ndarray, scores: np.ndarray, n_classes: int, epoch: int
 ) -> tuple[SampleStats, EpochSummary]:

@@ -13,7 +13,7 @@ from lossacc_cli.metrics.calibration import (
     reliability_table,
 )
 from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats
-from lossacc_cli.metrics.temperature import TemperatureFit
+from lossacc_cli.metrics.temperature import TemperatureFit, fit_temperature
 from lossacc_cli.readers.model import EpochData
 
 TOP_SHARE_FRACTION = 0.01
@@ -144,10 +144,8 @@ def summarize_epoch(
     T* comes from the same exact moment-based fit the streaming path uses (``metrics.stream``), so
     the tests of this function cover what ``lossacc`` runs.
     """
-    from lossacc_cli.metrics.stream import temperature_passes  # local: stream builds on this module
-
     logits = temperature_logits(data)
-    fit = None if logits is None else temperature_passes("logits", data.labels, lambda fn: fn(0, logits))
+    fit = None if logits is None else fit_temperature(data.labels, logits)
     return summary_from_parts(
         epoch=data.epoch,
         labels=data.labels,

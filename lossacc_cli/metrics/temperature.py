@@ -10,9 +10,6 @@ T_MIN, T_MAX = 1e-2, 1e2
 """T* is searched in [0.01, 100]; a fit at a bound is reported as such (e.g. all samples correct
 with positive margins: the loss keeps falling as T -> 0)."""
 
-_XTOL = 1e-12
-
-
 @dataclass(frozen=True)
 class TemperatureFit:
     """Result of the fit.
@@ -36,40 +33,6 @@ class TemperatureFit:
     at_bound: bool
 
 
-def _moments(shifted_blocks, beta: float):
-    """Mean loss f(beta) and its first two derivatives in beta = 1/T, over all rows.
-
-    With d = z - max(z) per row, w = exp(beta d): f = mean(ln sum w - beta d_y),
-    f' = mean(E_w[d] - d_y), f'' = mean(Var_w[d]) >= 0, so f is convex in beta.
-    """
-    f = g = h = 0.0
-    n = 0
-    for d, d_true in shifted_blocks():
-        w = np.exp(beta * d)
-        s0 = w.sum(axis=1)
-        s1 = (w * d).sum(axis=1)
-        s2 = (w * d * d).sum(axis=1)
-        mean_d = s1 / s0
-        f += float(np.sum(np.log(s0) - beta * d_true))
-        g += float(np.sum(mean_d - d_true))
-        h += float(np.sum(np.maximum(s2 / s0 - mean_d * mean_d, 0.0)))
-        n += d.shape[0]
-    return f / n, g / n, h / n
-
-
-def _block_source(labels: np.ndarray, logits: np.ndarray):
-    n, k = logits.shape
-    step = max(1, (1 << 16) // max(1, k))
-
-    def blocks():
-        for start in range(0, n, step):
-            z = np.asarray(logits[start : start + step], dtype=np.float64)
-            d = z - z.max(axis=1, keepdims=True)
-            yield d, d[np.arange(d.shape[0]), labels[start : start + step]]
-
-    return blocks
-
-
 def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> TemperatureFit:
     """Fit T* = argmin_T mean_i -ln softmax(z_i / T)[y_i].
 
@@ -81,43 +44,20 @@ def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> TemperatureFit:
 
     Notes
     -----
-    The loss is convex in beta = 1/T, so the root of f'(beta) is found by Newton's method safeguarded
-    by bisection on a bracket in [1/T_MAX, 1/T_MIN]; each step is one pass over the scores. It
-    converges to |delta beta| < 1e-12 * beta in ~6-10 passes.
+    The loss is convex in beta = 1/T; its minimiser in [1/T_MAX, 1/T_MIN] is found from exact
+    passes over the scores (:func:`fit_temperature_from_moments`), the same fit ``lossacc`` runs
+    while it streams an epoch.
     """
-    blocks = _block_source(labels, logits)
-    loss_at_one, _, _ = _moments(blocks, 1.0)
-    lo, hi = 1.0 / T_MAX, 1.0 / T_MIN
-    f_lo, g_lo, _ = _moments(blocks, lo)
-    f_hi, g_hi, _ = _moments(blocks, hi)
-    if g_lo >= 0:  # loss increasing everywhere: the flattest allowed softmax is best
-        return TemperatureFit(T_MAX, loss_at_one, float(min(f_lo, loss_at_one)), True)
-    if g_hi <= 0:  # loss decreasing everywhere: the sharpest allowed softmax is best
-        return TemperatureFit(T_MIN, loss_at_one, float(min(f_hi, loss_at_one)), True)
-    beta = 1.0
-    f, g, h = _moments(blocks, beta)
-    for _ in range(100):
-        if g > 0:
-            hi = beta
-        else:
-            lo = beta
-        step = g / h if h > 0 else np.inf
-        candidate = beta - step
-        if not (lo < candidate < hi):
-            candidate = np.sqrt(lo * hi) if hi / lo > 4 else 0.5 * (lo + hi)
-        converged = abs(candidate - beta) <= _XTOL * beta
-        beta = candidate
-        f, g, h = _moments(blocks, beta)
-        if converged or (hi - lo) <= _XTOL * beta:
-            break
-    return TemperatureFit(float(1.0 / beta), loss_at_one, float(min(f, loss_at_one)), False)
+    from lossacc_cli.metrics.stream import matrix_passes, temperature_passes  # stream builds on this
+
+    return temperature_passes("logits", labels, matrix_passes(logits))
 
 
 # --- the same fit from a few exact passes (streaming) ------------------------------------------
 
 HALLEY_TOL = 1e-4
 """Stop once the Halley correction is below this fraction of beta: Halley converges cubically, so
-the accepted point is then within ~1e-12 (relative) of the root, like :func:`fit_temperature`."""
+the accepted point is then within ~1e-12 (relative) of the root."""
 
 
 @dataclass(frozen=True)
@@ -154,14 +94,15 @@ def fit_temperature_from_moments(
 ) -> TemperatureFit:
     """T* from exact passes: ``evaluate(beta) -> Moments`` makes one pass over the scores.
 
-    The same minimiser as :func:`fit_temperature` (f is convex in beta = 1/T, searched in
-    [1/T_MAX, 1/T_MIN]), found by Halley's method safeguarded by a bracket, so a good start needs
-    two or three passes instead of ten to twenty. ``at_one`` (the moments at T = 1, which the
+    f is convex in beta = 1/T, searched in [1/T_MAX, 1/T_MIN]; the minimiser is found by Halley's
+    method safeguarded by a bracket, so a good start needs two or three passes (a safeguarded Newton
+    iteration needs ten to twenty). ``at_one`` (the moments at T = 1, which the
     streaming reduction gets for free) saves the first pass. The bounds are evaluated only when the
-    iteration runs into them, which is when ``fit_temperature`` would report a fit at a bound.
+    iteration runs into them, which is when the optimum lies at a bound.
     ``true_is_top`` says that every sample's true class has the top score: the loss then never
     rises with beta, so T* is the lower bound (one pass to get the loss there).
-    The result agrees with :func:`fit_temperature` to ~1e-12 (relative) in T*.
+    The result agrees with a bisection-safeguarded Newton solve of f'(beta) = 0 (the tests'
+    reference) to ~1e-12 (relative) in T*.
     """
     lo_bound, hi_bound = 1.0 / T_MAX, 1.0 / T_MIN
     m = at_one if at_one is not None else evaluate(1.0)
