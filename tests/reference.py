@@ -7,6 +7,18 @@ from __future__ import annotations
 import numpy as np
 
 
+F32_TOL = 1e-6
+"""The arithmetic contract for float16/float32 scores, which lossacc reduces in float32 (sums over
+rows in float64): each per-sample loss within 1e-6 * (1 + loss) nats of this float64 reference,
+probabilities and calibration errors within 1e-6 (the scores themselves carry float32 rounding,
+~6e-8 relative). float64 scores are reduced in float64 and held to ~1e-12."""
+
+
+def tolerance(dtype) -> float:
+    """Relative (and absolute) tolerance against the float64 reference for scores of ``dtype``."""
+    return 1e-12 if np.dtype(dtype) == np.float64 else F32_TOL
+
+
 def softmax64(logits):
     z = np.asarray(logits, dtype=np.float64)
     e = np.exp(z - z.max(axis=1, keepdims=True))

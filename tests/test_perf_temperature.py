@@ -13,7 +13,7 @@ import pytest
 
 from lossacc_cli.metrics.stream import temperature_passes
 from lossacc_cli.metrics.temperature import T_MAX, T_MIN, TemperatureFit
-from tests.reference import softmax64, temperature_newton
+from tests.reference import F32_TOL, softmax64, temperature_newton
 
 
 def fit_temperature(labels, logits) -> TemperatureFit:
@@ -121,3 +121,49 @@ def test_the_result_does_not_depend_on_how_rows_are_chunked():
     a, _ = _streamed_fit(labels, logits, chunk=1)
     b, _ = _streamed_fit(labels, logits, chunk=10_000)
     assert (a.temperature, a.recalibrated_loss) == (b.temperature, b.recalibrated_loss)
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_float32_arithmetic_is_within_the_contract(name, dtype):
+    # float16/float32 scores are reduced in float32 (tests.reference.F32_TOL): T* and L(T*) within
+    # 1e-6 of the exact float64 fit on the same (upcast) scores, and the same verdict at a bound.
+    labels, logits = _case(name, 4)
+    scores = logits.astype(dtype)
+    exact = fit_temperature(labels, scores.astype(np.float64))
+    passes = []
+
+    def run_pass(fn):
+        passes.append(1)
+        for start in range(0, scores.shape[0], 97):
+            fn(start, scores[start : start + 97])
+
+    fit = temperature_passes("logits", labels, run_pass, dtype=dtype)
+    assert fit.at_bound == exact.at_bound
+    assert fit.temperature == pytest.approx(exact.temperature, rel=F32_TOL)
+    assert fit.recalibrated_loss == pytest.approx(exact.recalibrated_loss, rel=F32_TOL, abs=F32_TOL)
+    assert fit.loss == pytest.approx(exact.loss, rel=F32_TOL, abs=F32_TOL)
+    _, passes64 = _streamed_fit(labels, scores.astype(np.float64))
+    assert len(passes) <= passes64 + 1
+
+
+def test_float32_probabilities_are_fitted_within_the_contract():
+    labels, logits = _case("overconfident", 6)
+    probs = softmax64(logits).astype(np.float32)
+    z = np.log(np.maximum(probs.astype(np.float64), np.finfo(np.float64).eps))
+    exact = fit_temperature(labels, z)
+    fit = temperature_passes("probs", labels, lambda fn: fn(0, probs), dtype=np.float32)
+    assert fit.temperature == pytest.approx(exact.temperature, rel=F32_TOL)
+    assert fit.recalibrated_loss == pytest.approx(exact.recalibrated_loss, rel=F32_TOL)
+
+
+def test_scores_near_the_float32_limit_are_redone_in_float64():
+    # d = z - max z overflows float32 for scores of +-3e38: those blocks run in float64.
+    labels = np.array([0, 0, 1, 2])
+    z = np.array([[3e38, -3e38, 0.0], [-3e38, 3e38, 1.0], [0.0, 1.0, 2.0], [1.0, 0.0, -1.0]],
+                 dtype=np.float32)
+    fit = temperature_passes("logits", labels, lambda fn: fn(0, z), dtype=np.float32)
+    exact = fit_temperature(labels, z.astype(np.float64))
+    assert np.isfinite(fit.recalibrated_loss)
+    assert (fit.temperature, fit.at_bound) == (exact.temperature, exact.at_bound)
+    assert fit.recalibrated_loss == pytest.approx(exact.recalibrated_loss, rel=F32_TOL)

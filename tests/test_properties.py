@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from lossacc_cli.cli.app import app
+from tests.reference import F32_TOL
 
 runner = CliRunner()
 
@@ -189,7 +190,9 @@ def test_analyze_json_properties(spec: Spec):
 
     assert [row["epoch"] for row in doc["epochs"]] == sorted(expected)
     for row in doc["epochs"]:
-        assert row["loss"] == pytest.approx(expected[row["epoch"]], rel=1e-9, abs=1e-12), spec
+        # (N, K) float16/32 scores are reduced in float32 (tests.reference.F32_TOL)
+        tol = F32_TOL if spec.layout in MULTI and spec.dtype != "float64" else 1e-9
+        assert row["loss"] == pytest.approx(expected[row["epoch"]], rel=tol, abs=1e-12), spec
         for key in ("loss", "loss_p50", "loss_p90", "loss_p99", "loss_max", "baseline_loss"):
             assert row[key] >= 0, (key, row)
         assert row["loss_p50"] <= row["loss_p90"] + 1e-12 <= row["loss_p99"] + 2e-12

@@ -200,7 +200,7 @@ def reduce_source(source: EpochSource, options: ReadOptions, threads: int = 1) -
 
 def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, SampleStats]:
     header = stream.header
-    reducer = EpochReducer(header.kind, header.labels, header.n_classes, header.epoch)
+    reducer = EpochReducer(header.kind, header.labels, header.n_classes, header.epoch, stream.dtype)
     threads = max(1, min(threads, stream.nbytes // THREAD_MIN_BYTES))
     kept: list[tuple[int, np.ndarray]] = []  # the temperature fit passes over them again
     # Decoded batches are copied into one matrix (the decoder's buffers are then reused, which

@@ -156,53 +156,106 @@ class ClasswiseBlock:
 _EDGES = np.linspace(0.0, 1.0, N_BINS + 1)
 
 
-def classwise_block(labels: np.ndarray, probs: np.ndarray, *, n_bins: int = N_BINS) -> ClasswiseBlock:
+def _at_least(value: float, dtype: np.dtype):
+    """The smallest number of ``dtype`` that is >= ``value``: ``x >= it`` in ``dtype`` is then
+    ``float64(x) >= value``."""
+    t = dtype.type(value)
+    return t if float(t) >= value else np.nextafter(t, dtype.type(np.inf))
+
+
+def classwise_block(
+    labels: np.ndarray,
+    values: np.ndarray,
+    scale: np.ndarray | None = None,
+    *,
+    top: np.ndarray | None = None,
+    second: np.ndarray | None = None,
+    n_bins: int = N_BINS,
+) -> ClasswiseBlock:
     """The sums of :func:`classwise_calibration_error` for one block of rows.
 
-    ``probs`` is a C-contiguous float64 (rows, K) scratch block: it is overwritten. Within each
-    cell the probabilities are added in row order, exactly as ``np.bincount`` does in
-    :func:`classwise_calibration_error`, so the merged result is identical to it when the blocks
-    are the same rows ``[j * step, (j + 1) * step)`` with ``step = max(1, 2**16 // K)``.
+    The block's probabilities are ``scale[:, None] * values`` (``scale`` None: ``values`` are the
+    probabilities), so a softmax need not be written out: ``values`` are then the row's
+    ``exp(z - max z)`` (1 at the top) and ``scale`` the confidences. ``values`` is a C-contiguous
+    float32 or float64 (rows, K) scratch block: it is overwritten. Bins are ``[b/n, (b+1)/n)``,
+    last closed. With ``scale``, ``top`` (where each row's value is 1) and ``second`` (each row's
+    largest other value) let most rows skip the search for entries above the first bin: a row whose
+    runner-up is below it has only its top there, if that.
     """
-    n, k = probs.shape
+    n, k = values.shape
     edges = _EDGES if n_bins == N_BINS else np.linspace(0.0, 1.0, n_bins + 1)
-    true_p = probs[np.arange(n), labels]
+    rows = np.arange(n)
+    true_p = values[rows, labels].astype(np.float64)
+    flat = values.reshape(-1)
+    if scale is None:
+        big = np.flatnonzero(flat >= _at_least(edges[1], values.dtype))
+        sums = flat[big].astype(np.float64)
+    else:
+        true_p *= scale
+        # p >= 1/n_bins <=> value >= 1 / (n_bins * scale), in the block's dtype (a row whose
+        # threshold rounds differently moves by a rounding of one value: within the contract)
+        limit = (edges[1] / scale).astype(values.dtype)
+        if top is None or second is None:
+            big = np.flatnonzero((values >= limit[:, None]).reshape(-1))
+        else:
+            several = np.flatnonzero(second >= limit)
+            alone = np.flatnonzero(values.dtype.type(1) >= limit)
+            alone = alone[second[alone] < limit[alone]]
+            found = np.flatnonzero((values[several] >= limit[several, None]).reshape(-1))
+            big = np.concatenate([alone * k + top[alone], several[found // k] * k + found % k])
+            big.sort()
+        sums = flat[big] * scale[big // k]
     true_bin = np.searchsorted(edges, true_p, side="right") - 1
-    np.clip(true_bin, 0, n_bins - 1, out=true_bin)
-    flat = probs.reshape(-1)
-    big = np.flatnonzero(flat >= edges[1])
-    sums = flat[big]
+    np.maximum(np.minimum(true_bin, n_bins - 1, out=true_bin), 0, out=true_bin)
     bins = np.searchsorted(edges, sums, side="right") - 1
-    np.minimum(bins, n_bins - 1, out=bins)
-    flat[big] = 0.0  # adding 0.0 leaves a float sum unchanged
-    low = probs.sum(axis=0)  # over a C-ordered block: sequential in row order, like bincount
+    np.maximum(np.minimum(bins, n_bins - 1, out=bins), 1, out=bins)  # never the first bin
+    flat[big] = 0.0
+    if scale is None:
+        low = values.sum(axis=0, dtype=np.float64)  # sequential in row order, like bincount
+    else:
+        low = (scale.astype(values.dtype) @ values).astype(np.float64)
     return ClasswiseBlock(
         low=low, cells=(big % k) * n_bins + bins, sums=sums, hits=labels * n_bins + true_bin
     )
 
 
 class ClasswiseAccumulator:
-    """Merges :class:`ClasswiseBlock` s (in block order) into the class-wise ECE."""
+    """Merges :class:`ClasswiseBlock` s (in block order) into the class-wise ECE.
+
+    The sparse entries of many blocks are added together (one ``bincount`` per ~1M entries, in
+    row order), the first-bin sums block by block.
+    """
+
+    FLUSH = 1 << 20
 
     def __init__(self, n_classes: int, *, n_bins: int = N_BINS) -> None:
         self.n_classes, self.n_bins = n_classes, n_bins
         self.p_sum = np.zeros(n_classes * n_bins)
         self.hit = np.zeros(n_classes * n_bins, dtype=np.int64)
+        self._pending: list[ClasswiseBlock] = []
+        self._pending_size = 0
 
     def merge(self, block: ClasswiseBlock) -> None:
-        # The block's own sum per cell first, then one addition to the total: bincount's order.
         self.p_sum[:: self.n_bins] += block.low
+        self._pending.append(block)
+        self._pending_size += block.cells.size + block.hits.size
+        if self._pending_size >= self.FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
         n_cells = self.p_sum.shape[0]
-        if 8 * block.cells.size > n_cells:  # many classes above the first bin (small K)
-            partial = np.bincount(block.cells, weights=block.sums, minlength=n_cells)
-            partial[:: self.n_bins] = 0.0
-            self.p_sum += partial  # adding 0.0 to the cells the block did not touch changes nothing
-        elif block.cells.size:
-            cells, where = np.unique(block.cells, return_inverse=True)
-            self.p_sum[cells] += np.bincount(where, weights=block.sums, minlength=cells.size)
-        self.hit += np.bincount(block.hits, minlength=n_cells)
+        cells = np.concatenate([b.cells for b in self._pending])
+        sums = np.concatenate([b.sums for b in self._pending])
+        hits = np.concatenate([b.hits for b in self._pending])
+        # the sparse entries are never in a first bin, so they add nothing to the sums above
+        self.p_sum += np.bincount(cells, weights=sums, minlength=n_cells)
+        self.hit += np.bincount(hits, minlength=n_cells)
+        self._pending, self._pending_size = [], 0
 
     def value(self, n_samples: int) -> float:
         """Class-wise ECE in [0, 1], lower is better (the value of :func:`classwise_calibration_error`)."""
+        self._flush()
         gap = np.abs(self.hit - self.p_sum)
         return float(gap.sum() / (n_samples * self.n_classes))

@@ -73,7 +73,10 @@ def from_logits(labels: np.ndarray, logits: np.ndarray) -> SampleStats:
 
     Notes
     -----
-    ``loss_i = logsumexp(z_i) - z_i[y_i]`` with the row max subtracted first, in float64.
+    ``loss_i = log1p(sum_{k != top} exp(z_ik - z_i,top)) - (z_i[y_i] - z_i,top)``: the row maximum
+    subtracted first and its own term (1) kept apart, so a near-certain row keeps its tiny loss.
+    The per-row work is in float32 for float16/float32 logits (float64 otherwise), the result in
+    float64; this is the streaming pass (:mod:`~lossacc_cli.metrics.stream`) on the whole matrix.
 
     Examples
     --------
@@ -81,33 +84,9 @@ def from_logits(labels: np.ndarray, logits: np.ndarray) -> SampleStats:
     >>> round(float(s.loss[0]), 4)   # -ln 0.9
     0.1054
     """
-    n, k = logits.shape
-    loss = np.empty(n)
-    pred = np.empty(n, dtype=np.int64)
-    confidence = np.empty(n)
-    margin = np.empty(n)
-    for rows in _row_blocks(n, k):
-        z = np.asarray(logits[rows], dtype=np.float64)
-        y = labels[rows]
-        r = np.arange(z.shape[0])
-        top = z.argmax(axis=1)
-        shifted = z - z[r, top][:, None]
-        sum_exp = np.exp(shifted).sum(axis=1)
-        z_true = shifted[r, y]
-        loss[rows] = np.log(sum_exp) - z_true
-        pred[rows] = top
-        confidence[rows] = 1.0 / sum_exp
-        # Margin: true logit minus the best other logit; mask the true entry with -inf.
-        shifted[r, y] = -np.inf
-        margin[rows] = z_true - shifted.max(axis=1) if k > 1 else np.inf
-    return SampleStats(
-        loss=loss,
-        pred=pred,
-        correct=pred == labels,
-        confidence=confidence,
-        true_prob=np.exp(-loss),
-        margin=margin,
-    )
+    from lossacc_cli.metrics.stream import reduce_rows  # the streaming pass builds on this module
+
+    return reduce_rows("logits", labels, logits).sample_stats()
 
 
 def from_probs(labels: np.ndarray, probs: np.ndarray) -> SampleStats:

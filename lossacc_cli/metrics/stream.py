@@ -38,10 +38,11 @@ from lossacc_cli.metrics.temperature import (
 )
 from lossacc_cli.readers.model import EpochData
 
-BLOCK_ELEMENTS = 1 << 16
-"""A block of rows holds about this many scores (512 KiB in float64, so it stays in cache); the
-same row blocks as :mod:`~lossacc_cli.metrics.per_sample` and the class-wise ECE use, which is what
-keeps the summation order, and so every bit of the result, the same."""
+BLOCK_ELEMENTS = 1 << 18
+"""A block of rows holds about this many scores (1 MiB in float32, one core's L2 here): large
+enough that NumPy's per-call overhead is small next to the work (blocks of 2**16 scores were 1.3x
+slower end to end), small enough that a block's scratch arrays stay in cache. The blocks fix the
+summation order of the sums over rows, so every bit of the result, whatever the reading path."""
 
 PassRunner = Callable[[Callable[[int, np.ndarray], None]], None]
 """Applies ``fn(start_row, chunk)`` to every kept chunk of the epoch (any order, any thread)."""
@@ -105,11 +106,14 @@ class EpochReducer:
     epoch : int
     """
 
-    def __init__(self, kind: str, labels: np.ndarray, n_classes: int, epoch: int) -> None:
+    def __init__(
+        self, kind: str, labels: np.ndarray, n_classes: int, epoch: int, dtype=np.float64
+    ) -> None:
         if kind not in ("logits", "probs"):
             raise ValueError(f"EpochReducer reduces (N, K) scores, not {kind!r}")
         n = labels.shape[0]
         self.kind, self.labels, self.n_classes, self.epoch = kind, labels, n_classes, epoch
+        self.compute = compute_dtype(dtype)
         self.step = block_rows(n_classes)
         self.pred = np.empty(n, dtype=np.int64)
         self.confidence = np.empty(n)
@@ -120,6 +124,7 @@ class EpochReducer:
             self.z_top = np.empty(n)  # row maxima, so that temperature passes need not find them
             self.d_true = np.empty(n)
             self.sums = np.empty((4, n))  # power sums at beta = 1, for the temperature fit
+            self.fallbacks = 0  # float32 blocks redone in float64 (scores near float32's range)
         else:
             self.true_prob = np.empty(n)
 
@@ -131,12 +136,14 @@ class EpochReducer:
         Safe to call from several threads on different chunks; pass the results to :meth:`merge`
         in row order.
         """
-        work = _workspace(self.step, chunk.shape[1], _k_order(chunk))
+        work = _workspace(self.step, chunk.shape[1], _k_order(chunk), self.compute)
         reduce_block = self._logits_block if self.kind == "logits" else self._probs_block
-        return [
-            reduce_block(start + offset, chunk[offset : offset + self.step], work)
-            for offset in range(0, chunk.shape[0], self.step)
-        ]
+        # float32 overflow is caught per block (and the block redone in float64): no warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            return [
+                reduce_block(start + offset, chunk[offset : offset + self.step], work)
+                for offset in range(0, chunk.shape[0], self.step)
+            ]
 
     def merge(self, blocks: list[ClasswiseBlock]) -> None:
         """Add one chunk's class-wise sums (chunks in row order)."""
@@ -144,34 +151,54 @@ class EpochReducer:
             self.classwise.merge(block)
 
     def _logits_block(self, start: int, block: np.ndarray, work: _Workspace) -> ClasswiseBlock:
-        # per_sample.from_logits and summary.classwise_ece on the same block, same operations:
-        # z = float64(block); shifted = z - z[top]; e = exp(shifted); p = e / sum(e).
+        # z = block in the compute dtype; d = z - z[top]; e = exp(d) with e[top] = 0 (the top's
+        # own term is the 1 in 1 + rest, kept apart so that a near-certain row keeps its loss).
         r = block.shape[0]
         rows = slice(start, start + r)
         ar = np.arange(r)
         y = self.labels[rows]
-        shifted, e, power, probs = work.views(r)
-        np.copyto(shifted, block)
-        # argmax of the input equals argmax of its exact float64 upcast (float16 has no fast argmax)
-        top = _row_argmax(shifted if block.dtype == np.float16 else block)
-        z_top = shifted[ar, top]
-        shifted -= z_top[:, None]
-        np.exp(shifted, out=e)
-        sum_exp = e.sum(axis=1)  # e keeps the layout np.asarray(block, float64) has: same sum order
-        z_true = shifted[ar, y]
-        self.loss[rows] = np.log(sum_exp) - z_true
+        d, e, power, probs = work.views(r)
+        z = block
+        if block.dtype != work.dtype:
+            np.copyto(d, block)  # exact: float16 -> float32, float32 -> float64
+            z = d
+        top = _row_argmax(z)
+        z_top = z[ar, top]
+        np.subtract(z, z_top[:, None], out=d)
+        np.exp(d, out=e)
+        e[ar, top] = 0.0
+        rest = _row_sum(e)
+        d_true = d[ar, y].astype(np.float64)
+        loss = np.log1p(rest) - d_true
+        sums = np.empty((3, r), dtype=np.float64)
+        _power_sums(e, d, power, sums)
+        if work.dtype != np.float64 and not (
+            np.isfinite(loss).all() and np.isfinite(sums).all()
+        ):
+            # float32 differences overflowed (scores beyond +-1.7e38): this block in float64
+            self.fallbacks += 1
+            return self._logits_block(start, block, _workspace(r, block.shape[1], work.order, np.float64))
+        self.loss[rows] = loss
         self.pred[rows] = top
-        self.confidence[rows] = 1.0 / sum_exp
+        self.confidence[rows] = confidence = 1.0 / (1.0 + rest)
         self.z_top[rows] = z_top
-        self.d_true[rows] = z_true
-        sums = self.sums[:, rows]
-        sums[0] = sum_exp
-        _power_sums(e, shifted, power, sums[1:])
-        np.divide(e, sum_exp[:, None], out=probs)
-        result = classwise_block(y, probs)
-        shifted[ar, y] = -np.inf
-        self.margin[rows] = z_true - _row_max(shifted) if block.shape[1] > 1 else np.inf
-        return result
+        self.d_true[rows] = d_true
+        self.sums[0, rows] = rest
+        self.sums[1:, rows] = sums
+        d[ar, top] = -np.inf
+        runner_up = _row_max(d)
+        if block.shape[1] > 1:
+            # margin = z[y] - max over k != y: d[y] when the top is another class, else minus the
+            # runner-up's d (ties give 0 either way)
+            self.margin[rows] = np.where(top == y, -runner_up.astype(np.float64), d_true)
+        else:
+            self.margin[rows] = np.inf
+        e[ar, top] = 1.0  # p = confidence * e, the top's included
+        if not e.flags.c_contiguous:  # wide columns: the class-wise sums want rows contiguous
+            e = probs
+            np.copyto(e, work.views(r)[1])
+        # the runner-up's e, computed as e itself was
+        return classwise_block(y, e, confidence, top=top, second=np.exp(runner_up))
 
     def _probs_block(self, start: int, block: np.ndarray, work: _Workspace) -> ClasswiseBlock:
         # per_sample.from_probs and calibration.classwise_calibration_error on the same block.
@@ -195,14 +222,10 @@ class EpochReducer:
             at_one = row_moments(1.0, *self.sums, self.d_true)
             return temperature_passes(
                 "logits", self.labels, run_pass, at_one=at_one, z_top=self.z_top,
-                d_true=self.d_true,
+                d_true=self.d_true, top=self.pred, dtype=self.compute,
             )
-        # z = ln max(p, eps) is monotone in p: its row maximum is at the confidence.
-        z_top = np.log(np.maximum(self.confidence, PROB_FLOOR))
-        d_true = np.log(np.maximum(self.true_prob, PROB_FLOOR)) - z_top
-        return temperature_passes(
-            "probs", self.labels, run_pass, z_top=z_top, d_true=d_true
-        )
+        # z = ln max(p, eps): the first pass (at T = 1) finds its row maxima and true-class gaps
+        return temperature_passes("probs", self.labels, run_pass, dtype=self.compute)
 
     # --- results -------------------------------------------------------------------------------
 
@@ -250,52 +273,78 @@ def temperature_passes(
     at_one: Moments | None = None,
     z_top: np.ndarray | None = None,
     d_true: np.ndarray | None = None,
+    top: np.ndarray | None = None,
+    dtype=np.float64,
 ) -> TemperatureFit:
     """T* of (N, K) scores seen through ``run_pass``: each evaluation is one exact pass.
 
     ``kind`` ``logits`` uses the scores as logits; ``probs`` uses ``ln max(p, eps)`` like
-    :func:`~lossacc_cli.metrics.summary.summarize_epoch`. ``z_top`` (row maxima of those logits)
-    and ``d_true`` (true-class logit minus it) save work when the caller has them.
+    :func:`~lossacc_cli.metrics.summary.summarize_epoch`. ``z_top`` (row maxima of those logits),
+    ``d_true`` (true-class logit minus it) and ``top`` (where the maximum is) save work when the
+    caller has them. ``dtype`` is the scores' dtype: the per-row work is done in
+    :func:`compute_dtype` of it, the sums over rows in float64.
     """
     n = labels.shape[0]
+    compute = compute_dtype(dtype)
     sums = np.empty((4, n))
-    known_top = z_top is not None
-    row_top = z_top if known_top else np.empty(n)
-    d_y = d_true if d_true is not None else np.empty(n)
+    known = [z_top is not None and top is not None and d_true is not None]
+    row_top = z_top if known[0] else np.empty(n)
+    top_at = top if known[0] else np.empty(n, dtype=np.intp)
+    d_y = d_true if known[0] else np.empty(n)
 
     def block_sums(start: int, block: np.ndarray, beta: float, work: _Workspace) -> None:
         r = block.shape[0]
         rows = slice(start, start + r)
+        ar = np.arange(r)
         d, w, scratch = work.views(r)[:3]
         np.copyto(d, block)
         if kind == "probs":
             np.maximum(d, PROB_FLOOR, out=d)
             np.log(d, out=d)
-        if not known_top:
-            row_top[rows] = d.max(axis=1)
-        d -= row_top[rows, None]
-        if d_true is None:
-            d_y[rows] = d[np.arange(r), labels[rows]]
+        if not known[0]:
+            top_at[rows] = _row_argmax(d)
+            row_top[rows] = d[ar, top_at[rows]]
+        d -= row_top[rows, None].astype(work.dtype)
+        if not known[0]:
+            d_y[rows] = d[ar, labels[rows]]
         np.multiply(d, beta, out=w)
         np.exp(w, out=w)
+        w[ar, top_at[rows]] = 0.0  # the top's own term is the 1 in 1 + rest
         out = sums[:, rows]
-        out[0] = np.einsum("ij->i", w)
+        out[0] = _row_sum(w)
         _power_sums(w, d, scratch, out[1:])
+        if work.dtype != np.float64 and not np.isfinite(out).all():
+            # float32 differences overflowed (scores beyond +-1.7e38): this block in float64
+            block_sums(start, block, beta, _workspace(r, block.shape[1], work.order, np.float64))
 
     def evaluate(beta: float) -> Moments:
         def fn(start: int, chunk: np.ndarray) -> None:
             step = block_rows(chunk.shape[1])
             # in the chunk's own layout: a row's sums then do not depend on the thread or block
-            work = _workspace(step, chunk.shape[1], _k_order(chunk))
-            for offset in range(0, chunk.shape[0], step):
-                block_sums(start + offset, chunk[offset : offset + step], beta, work)
+            work = _workspace(step, chunk.shape[1], _k_order(chunk), compute)
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught per block
+                for offset in range(0, chunk.shape[0], step):
+                    block_sums(start + offset, chunk[offset : offset + step], beta, work)
 
         run_pass(fn)
+        known[0] = True
         return row_moments(beta, *sums, d_y)
 
-    if d_true is None:  # the pass at T = 1 also finds each true class's gap to the top
+    if not known[0]:  # the pass at T = 1 finds each row's top and true class
         at_one = evaluate(1.0)
     return fit_temperature_from_moments(evaluate, at_one, true_is_top=not d_y.any())
+
+
+def compute_dtype(dtype) -> np.dtype:
+    """The dtype of the per-row work for scores of ``dtype``: float32 for float16/float32 scores
+    (exact upcast; the float32 result is within float32 rounding of the float64 one, as the scores
+    themselves are), float64 otherwise. Sums over rows are always taken in float64."""
+    return np.dtype(np.float32) if np.dtype(dtype) in (np.float16, np.float32) else np.dtype(np.float64)
+
+
+def _row_sum(block: np.ndarray) -> np.ndarray:
+    """Row sums in float64 (einsum's summation order, whatever the layout)."""
+    return np.einsum("ij->i", block).astype(np.float64, copy=False)
 
 
 def _power_sums(w: np.ndarray, d: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> None:
@@ -303,8 +352,8 @@ def _power_sums(w: np.ndarray, d: np.ndarray, scratch: np.ndarray, out: np.ndarr
     summation order will do: einsum's is the fastest)."""
     np.multiply(w, d, out=scratch)
     out[0] = np.einsum("ij->i", scratch)
-    out[1] = np.einsum("ij,ij->i", scratch, d)
     scratch *= d
+    out[1] = np.einsum("ij->i", scratch)
     out[2] = np.einsum("ij,ij->i", scratch, d)
 
 
@@ -335,28 +384,35 @@ def _row_max(block: np.ndarray) -> np.ndarray:
 _local = threading.local()
 
 
-def _workspace(rows: int, cols: int, order: str) -> _Workspace:
+def _workspace(rows: int, cols: int, order: str, dtype=np.float64) -> _Workspace:
     """This thread's scratch blocks for (rows, cols) in ``order``, reused from chunk to chunk."""
-    work = getattr(_local, "work", None)
-    if work is None or work.key != (rows, cols, order):
-        work = _local.work = _Workspace(rows, cols, order)
+    key = (rows, cols, order, np.dtype(dtype))
+    cache = getattr(_local, "work", None)
+    if cache is None:
+        cache = _local.work = {}
+    work = cache.get(key)
+    if work is None:
+        if len(cache) > 4:
+            cache.clear()
+        work = cache[key] = _Workspace(rows, cols, order, dtype)
     return work
 
 
 class _Workspace:
-    """Scratch float64 blocks reused across blocks and chunks (no allocation per block).
+    """Scratch blocks of the compute dtype reused across blocks and chunks (no allocation per
+    block: a fresh array per operation would cost more in page faults than the operation).
 
-    The first two follow ``order`` (the layout ``np.asarray(block, float64)`` would have, which
-    fixes the summation order of row sums); the last two are C-ordered.
+    The first three follow ``order`` (the layout of the chunk, 'F' for wide columns); the last is
+    C-ordered.
     """
 
-    def __init__(self, rows: int, cols: int, order: str) -> None:
-        self.key = (rows, cols, order)
+    def __init__(self, rows: int, cols: int, order: str, dtype=np.float64) -> None:
+        self.order, self.dtype = order, np.dtype(dtype)
         self.buffers = (
-            np.empty((rows, cols), order=order),
-            np.empty((rows, cols), order=order),
-            np.empty((rows, cols), order=order),
-            np.empty((rows, cols)) if order == "F" else None,
+            np.empty((rows, cols), dtype, order=order),
+            np.empty((rows, cols), dtype, order=order),
+            np.empty((rows, cols), dtype, order=order),
+            np.empty((rows, cols), dtype) if order == "F" else None,
         )
 
     def views(self, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -382,21 +438,22 @@ def matrix_passes(scores: np.ndarray) -> PassRunner:
     return run_pass
 
 
+def reduce_rows(kind: str, labels: np.ndarray, scores: np.ndarray, n_classes: int | None = None,
+                epoch: int = 0) -> EpochReducer:
+    """The streaming pass over an in-memory (N, K) matrix, on one thread (no temperature fit)."""
+    reducer = EpochReducer(kind, labels, n_classes or scores.shape[1], epoch, scores.dtype)
+    step = reducer.step
+    for start in range(0, scores.shape[0], step):
+        reducer.merge(reducer.reduce_chunk(start, scores[start : start + step]))
+    return reducer
+
+
 def reduce_matrix(
     kind: str, labels: np.ndarray, scores: np.ndarray, n_classes: int, epoch: int
 ) -> tuple[SampleStats, EpochSummary]:
     """The streaming reduction of an in-memory (N, K) matrix, on one thread."""
-    reducer = EpochReducer(kind, labels, n_classes, epoch)
-    step = reducer.step
-    chunks = [(start, scores[start : start + step]) for start in range(0, scores.shape[0], step)]
-    for start, chunk in chunks:
-        reducer.merge(reducer.reduce_chunk(start, chunk))
-
-    def run_pass(fn: Callable[[int, np.ndarray], None]) -> None:
-        for start, chunk in chunks:
-            fn(start, chunk)
-
-    return reducer.finish(run_pass)
+    reducer = reduce_rows(kind, labels, scores, n_classes, epoch)
+    return reducer.finish(matrix_passes(scores))
 
 
 def reduce_epoch_data(data: EpochData) -> tuple[SampleStats, EpochSummary]:

@@ -118,16 +118,11 @@ def temperature_logits(data: EpochData) -> np.ndarray | None:
 
 def classwise_ece(data: EpochData) -> float:
     """Class-wise ECE of the epoch's scores (NaN for the compact form)."""
-    if data.kind == "probs":
-        return classwise_calibration_error(data.labels, data.scores)
-    if data.kind == "logits":
-        step = max(1, (1 << 16) // data.n_classes)
-        probs = np.empty(data.scores.shape, dtype=np.float64)
-        for start in range(0, data.n_samples, step):
-            z = np.asarray(data.scores[start : start + step], dtype=np.float64)
-            e = np.exp(z - z.max(axis=1, keepdims=True))
-            probs[start : start + step] = e / e.sum(axis=1, keepdims=True)
-        return classwise_calibration_error(data.labels, probs)
+    if data.kind in ("logits", "probs"):  # block by block, as the streaming pass computes it
+        from lossacc_cli.metrics.stream import reduce_rows  # the streaming pass builds on this module
+
+        reducer = reduce_rows(data.kind, data.labels, data.scores, data.n_classes)
+        return reducer.classwise.value(data.n_samples)
     if data.kind == "logit":
         s = np.asarray(data.scores, dtype=np.float64)
         return classwise_from_binary(data.labels, 0.5 * (1.0 + np.tanh(0.5 * s)))
@@ -144,8 +139,15 @@ def summarize_epoch(
     T* comes from the same exact moment-based fit the streaming path uses (``metrics.stream``), so
     the tests of this function cover what ``lossacc`` runs.
     """
-    logits = temperature_logits(data)
-    fit = None if logits is None else fit_temperature(data.labels, logits)
+    if data.kind == "probs":  # on ln max(p, eps), computed pass by pass as the stream does
+        from lossacc_cli.metrics.stream import matrix_passes, temperature_passes
+
+        fit = temperature_passes(
+            "probs", data.labels, matrix_passes(data.scores), dtype=data.scores.dtype
+        )
+    else:
+        logits = temperature_logits(data)
+        fit = None if logits is None else fit_temperature(data.labels, logits)
     return summary_from_parts(
         epoch=data.epoch,
         labels=data.labels,

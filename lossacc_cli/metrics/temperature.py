@@ -50,7 +50,7 @@ def fit_temperature(labels: np.ndarray, logits: np.ndarray) -> TemperatureFit:
     """
     from lossacc_cli.metrics.stream import matrix_passes, temperature_passes  # stream builds on this
 
-    return temperature_passes("logits", labels, matrix_passes(logits))
+    return temperature_passes("logits", labels, matrix_passes(logits), dtype=logits.dtype)
 
 
 # --- the same fit from a few exact passes (streaming) ------------------------------------------
@@ -74,15 +74,18 @@ class Moments:
     t: float
 
 
-def row_moments(beta: float, s0, s1, s2, s3, d_true) -> Moments:
-    """:class:`Moments` from per-row power sums ``s_j = sum_k w_k d_k^j`` (float64, shape (N,))."""
+def row_moments(beta: float, rest, s1, s2, s3, d_true) -> Moments:
+    """:class:`Moments` from per-row power sums ``s_j = sum_k w_k d_k^j`` (float64, shape (N,)),
+    where ``d = z - max z`` and ``w = exp(beta d)``; ``rest = s_0 - 1`` leaves out the top class's
+    own term, so that ``ln s_0 = log1p(rest)`` keeps a near-certain row's loss."""
+    s0 = 1.0 + rest
     m1 = s1 / s0
     m2 = s2 / s0
     m3 = s3 / s0
     var = np.maximum(m2 - m1 * m1, 0.0)
     third = m3 - 3.0 * m1 * m2 + 2.0 * m1 * m1 * m1
     return Moments(
-        f=float(np.mean(np.log(s0) - beta * d_true)),
+        f=float(np.mean(np.log1p(rest) - beta * d_true)),
         g=float(np.mean(m1 - d_true)),
         h=float(np.mean(var)),
         t=float(np.mean(third)),
