@@ -209,7 +209,10 @@ def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, Sam
     if stream.transient:
         shape = (header.n_samples, stream.n_classes)
         matrix = np.empty(shape, dtype=stream.dtype, order=stream.order)
-    with _workers(threads) as pool:
+    # While the scores stream in, the reader (decoding, or checking a memory map's CRC) has a
+    # thread of its own: one core fewer reduces. The temperature passes use every thread.
+    reducing = max(1, threads - 1) if threads > 1 else 1
+    with _workers(reducing) as pool:
         batches = stream.batches(threads > 1)
         if threads > 1:
             batches = _prefetch(batches)
@@ -222,10 +225,11 @@ def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, Sam
                 rows = matrix[start : start + chunk.shape[0]]
                 kept.append((start, rows))
                 pending.append(pool.submit(_copy_and_reduce, reducer, start, chunk, rows))
-            while len(pending) > 2 * threads:
+            while len(pending) > 2 * reducing:
                 reducer.merge(pending.popleft().result())
         while pending:
             reducer.merge(pending.popleft().result())
+    with _workers(threads) as pool:
 
         def run_pass(fn: Callable[[int, np.ndarray], None]) -> None:
             for future in [pool.submit(fn, start, chunk) for start, chunk in kept]:

@@ -31,6 +31,8 @@ from lossacc_cli.metrics.calibration import (
 from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats, sample_stats
 from lossacc_cli.metrics.summary import EpochSummary, summarize_epoch, summary_from_parts
 from lossacc_cli.metrics.temperature import (
+    HALLEY_TOL,
+    HALLEY_TOL_FLOAT32,
     Moments,
     TemperatureFit,
     fit_temperature_from_moments,
@@ -332,7 +334,8 @@ def temperature_passes(
 
     if not known[0]:  # the pass at T = 1 finds each row's top and true class
         at_one = evaluate(1.0)
-    return fit_temperature_from_moments(evaluate, at_one, true_is_top=not d_y.any())
+    tol = HALLEY_TOL_FLOAT32 if compute == np.float32 else HALLEY_TOL
+    return fit_temperature_from_moments(evaluate, at_one, true_is_top=not d_y.any(), tol=tol)
 
 
 def compute_dtype(dtype) -> np.dtype:
