@@ -6,8 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lossacc_cli.metrics.calibration import (
+    bin_index,
     classwise_calibration_error,
     expected_calibration_error,
     reliability_table,
@@ -318,3 +321,14 @@ def test_scores_near_the_float32_limit_match_the_float64_reference():
     np.testing.assert_allclose(s.confidence, ref_p.max(axis=1), rtol=1e-12)
     z64 = z.astype(np.float64)
     np.testing.assert_array_equal(s.margin[:2], [z64[0, 0] - 0.0, z64[1, 0] - z64[1, 1]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-3.0, 1e300, allow_nan=False), min_size=1, max_size=50),
+       st.integers(1, 40))
+def test_bin_index_is_the_binary_search(values, n_bins):
+    # arithmetic binning with one correction each way equals searchsorted, edges included
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    v = np.concatenate([values, edges, np.nextafter(edges, 2.0), np.nextafter(edges, -1.0)])
+    expected = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, n_bins - 1)
+    np.testing.assert_array_equal(bin_index(v, edges), expected)

@@ -59,8 +59,24 @@ def _bin_means(bins: np.ndarray, n_bins: int, confidence: np.ndarray, correct: n
 
 def equal_width_bins(confidence: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
     """Bin index of each confidence: ``b`` such that ``edges[b] <= c < edges[b+1]``, last bin closed."""
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, n_bins - 1)
+    return bin_index(np.asarray(confidence, dtype=np.float64), np.linspace(0.0, 1.0, n_bins + 1))
+
+
+def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``b`` with ``edges[b] <= v < edges[b + 1]`` for float64 ``values`` (``searchsorted(edges, v,
+    'right') - 1``), clipped to the first and last bins, for equal-width ``edges`` from 0 to 1.
+
+    ``floor(v * B)`` is the bin up to one rounding either way, which one comparison with each
+    neighbouring edge settles: three times faster than a binary search on small arrays.
+    """
+    n_bins = edges.shape[0] - 1
+    scaled = values * n_bins
+    np.clip(scaled, 0, n_bins - 1, out=scaled)
+    b = scaled.astype(np.intp)  # floor, as scaled >= 0
+    b -= values < edges[b]
+    np.maximum(b, 0, out=b)
+    b += (values >= edges[b + 1]) & (b < n_bins - 1)
+    return b
 
 
 def reliability_table(
@@ -195,20 +211,18 @@ def classwise_block(
         # p >= 1/n_bins <=> value >= 1 / (n_bins * scale), in the block's dtype (a row whose
         # threshold rounds differently moves by a rounding of one value: within the contract)
         limit = (edges[1] / scale).astype(values.dtype)
-        if top is None or second is None:
+        several = None if top is None or second is None else np.flatnonzero(second >= limit)
+        if several is None or 4 * several.size > n:  # many rows to search: search them all
             big = np.flatnonzero((values >= limit[:, None]).reshape(-1))
         else:
-            several = np.flatnonzero(second >= limit)
             alone = np.flatnonzero(values.dtype.type(1) >= limit)
             alone = alone[second[alone] < limit[alone]]
             found = np.flatnonzero((values[several] >= limit[several, None]).reshape(-1))
             big = np.concatenate([alone * k + top[alone], several[found // k] * k + found % k])
             big.sort()
         sums = flat[big] * scale[big // k]
-    true_bin = np.searchsorted(edges, true_p, side="right") - 1
-    np.maximum(np.minimum(true_bin, n_bins - 1, out=true_bin), 0, out=true_bin)
-    bins = np.searchsorted(edges, sums, side="right") - 1
-    np.maximum(np.minimum(bins, n_bins - 1, out=bins), 1, out=bins)  # never the first bin
+    true_bin = bin_index(true_p, edges)
+    bins = np.maximum(bin_index(sums, edges), 1)  # >= edges[1]: never the first bin
     flat[big] = 0.0
     if scale is None:
         low = values.sum(axis=0, dtype=np.float64)  # sequential in row order, like bincount
