@@ -118,9 +118,12 @@ def _assert_matches_whole_read(source, options=None, threads=1):
     return streamed
 
 
-@pytest.fixture
-def small_batches(monkeypatch):
-    """Batches of a few rows, so that batch boundaries fall inside the reducer's row blocks."""
+@pytest.fixture(params=["decoded", "read whole"])
+def small_batches(monkeypatch, request):
+    """Batches of a few rows, so that batch boundaries fall inside the reducer's row blocks; list
+    columns decoded batch by batch from the file, or sliced from a small file read whole."""
+    if request.param == "decoded":
+        monkeypatch.setattr(parquet_module, "SMALL_FILE_BYTES", 0)
     monkeypatch.setattr(parquet_module, "STREAM_BATCH_BYTES", 37 * 7 * 4)
     monkeypatch.setattr(npz_module, "STREAM_BATCH_BYTES", 37 * 7 * 4)
     monkeypatch.setattr(parquet_module, "WIDE_READ_BYTES", 1)

@@ -112,8 +112,16 @@ class _IdTable:
 
     def __init__(self) -> None:
         self.index = pd.Index([])
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (ids, rows) of the last epoch
 
     def rows_for(self, ids: np.ndarray) -> np.ndarray:
+        last = self._last
+        if last is not None and last[0].dtype == ids.dtype and np.array_equal(last[0], ids):
+            return last[1]  # the same ids in the same order as the last epoch: no lookup
+        self._last = (ids, rows := self._lookup(ids))
+        return rows
+
+    def _lookup(self, ids: np.ndarray) -> np.ndarray:
         if len(self.index) == 0:
             self.index = pd.Index(ids)
             return np.arange(len(ids))

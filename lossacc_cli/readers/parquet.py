@@ -8,6 +8,7 @@ input float dtype.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -479,6 +480,7 @@ def stream_parquet(
     layout: Layout | None = None
     types: dict[str, pa.DataType] = {}
     parts: list[tuple[str, list[int], pa.Table]] = []
+    pre_read: dict[str, pa.Table] = {}  # score columns of small files, read with the rest
     class_names = None
     small: list[str] = []
     score: _ScoreColumns | None = None
@@ -498,7 +500,13 @@ def stream_parquet(
             if long:
                 groups = _epoch_groups(parquet_file, epoch)
             score.count(parquet_file.metadata, groups, counts)
-            table = parquet_file.read_row_groups(groups, columns=small)
+            if score.list_type is not None and _file_bytes(path) <= SMALL_FILE_BYTES:
+                # a small file: its scores in the same read (one open, one read instead of two)
+                both = parquet_file.read_row_groups(groups, columns=small + list(layout.scores))
+                table = both.select(small)
+                pre_read[path] = both.select(list(layout.scores))
+            else:
+                table = parquet_file.read_row_groups(groups, columns=small)
         parts.append((path, groups, table.replace_schema_metadata(None)))
     if layout is None or score is None:
         raise InputError(f"{where}: no Parquet files to read")
@@ -543,12 +551,10 @@ def stream_parquet(
             mask = None if selected is None else selected[index]
             if mask is not None and not mask.any():
                 continue
-            with open_parquet(path, pre_buffer=False, buffer_size=1 << 20) as parquet_file:
+            scores = list(layout.scores)
+            with _score_batches(path, groups, scores, pre_read, batch_rows, threads) as batches:
                 at = 0
-                for batch in parquet_file.iter_batches(
-                    batch_size=batch_rows, row_groups=groups, columns=list(layout.scores),
-                    use_threads=threads,
-                ):
+                for batch in batches:
                     rows = None if mask is None else mask[at : at + batch.num_rows]
                     at += batch.num_rows
                     if rows is not None and not rows.any():
@@ -574,6 +580,37 @@ def stream_parquet(
         batches=batches,
         transient=score.list_type is not None,  # wide blocks are views of the (K, N) array
     )
+
+
+SMALL_FILE_BYTES = 8 << 20
+"""A file up to this size is read in one go, scores included; a larger one streams its scores."""
+
+
+def _file_bytes(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return SMALL_FILE_BYTES + 1  # let the streaming read report it
+
+
+@contextmanager
+def _score_batches(
+    path: str,
+    groups: list[int],
+    columns: list[str],
+    pre_read: dict[str, pa.Table],
+    batch_rows: int,
+    threads: bool,
+) -> Iterator[Iterator[pa.RecordBatch]]:
+    """Record batches of a file's score column: from the table already read, or decoded as they
+    are asked for."""
+    if path in pre_read:
+        yield iter(pre_read[path].to_batches(max_chunksize=batch_rows))
+        return
+    with open_parquet(path, pre_buffer=False, buffer_size=1 << 20) as parquet_file:
+        yield parquet_file.iter_batches(
+            batch_size=batch_rows, row_groups=groups, columns=columns, use_threads=threads,
+        )
 
 
 def _epoch_groups(parquet_file: pq.ParquetFile, epoch: int) -> list[int]:

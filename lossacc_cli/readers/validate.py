@@ -192,6 +192,8 @@ def _checked_ids(raw: RawEpoch, n_samples: int) -> tuple[np.ndarray, bool]:
 def _repeated_rows(ids: np.ndarray) -> np.ndarray | None:
     """Rows whose id already appeared on an earlier row (ascending), or None when unique."""
     if ids.dtype.kind == "i":
+        if (ids[1:] > ids[:-1]).all():  # ascending, as most writers leave them: no sort needed
+            return None
         sorted_ids = np.sort(ids)
         if not (sorted_ids[1:] == sorted_ids[:-1]).any():
             return None
