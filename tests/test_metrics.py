@@ -332,3 +332,31 @@ def test_bin_index_is_the_binary_search(values, n_bins):
     v = np.concatenate([values, edges, np.nextafter(edges, 2.0), np.nextafter(edges, -1.0)])
     expected = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, n_bins - 1)
     np.testing.assert_array_equal(bin_index(v, edges), expected)
+
+
+def _mass_bins_by_stable_sort(conf, n_bins):
+    """Equal-mass bins written out: stable sort, array_split of the ranks."""
+    order = np.argsort(conf, kind="stable")
+    bins = np.empty(conf.size, dtype=np.int64)
+    for b, part in enumerate(np.array_split(order, min(n_bins, conf.size))):
+        bins[part] = b
+    return bins
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.1, 0.5, 0.5, 0.9, 1.0]) | st.floats(0, 1), min_size=1,
+                max_size=80),
+       st.integers(1, 20))
+def test_equal_mass_bins_are_the_stable_sort_cut(values, n_bins):
+    # many exact ties (a confidence of 1.0 is common): ties go to bins in sample order
+    conf = np.array(values)
+    correct = np.arange(conf.size) % 3 == 0
+    t = reliability_table(conf, correct, n_bins=n_bins, strategy="quantile")
+    bins = _mass_bins_by_stable_sort(conf, n_bins)
+    nb = min(n_bins, conf.size)
+    np.testing.assert_array_equal(t.count, np.bincount(bins, minlength=nb))
+    for b in range(nb):
+        inside = bins == b
+        assert t.confidence[b] == pytest.approx(conf[inside].mean(), rel=1e-12)
+        assert t.accuracy[b] == pytest.approx(correct[inside].mean(), rel=1e-12)
+        assert (t.lower[b], t.upper[b]) == (conf[inside].min(), conf[inside].max())
