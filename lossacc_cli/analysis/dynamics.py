@@ -77,64 +77,70 @@ class Suspect:
 
 
 def _mode_along_epochs(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Most frequent non-negative value per column of an (E, N) int array (-1 = absent)."""
-    s = np.sort(pred, axis=0)
-    e = s.shape[0]
-    idx = np.arange(e)[:, None]
+    """Most frequent non-negative value per row of an (N, E) int array (-1 = absent), the
+    smallest on ties, and how often it occurs."""
+    s = np.sort(pred, axis=1)
+    e = s.shape[1]
+    idx = np.arange(e, dtype=np.int32)[None, :]
     boundary = np.ones_like(s, dtype=bool)
-    boundary[1:] = s[1:] != s[:-1]
-    start = np.maximum.accumulate(np.where(boundary, idx, 0), axis=0)
+    boundary[:, 1:] = s[:, 1:] != s[:, :-1]
+    start = np.maximum.accumulate(np.where(boundary, idx, 0), axis=1)
     run_length = np.where(s >= 0, idx - start + 1, 0)
-    best = run_length.argmax(axis=0)
-    cols = np.arange(s.shape[1])
-    return s[best, cols], run_length[best, cols]
+    best = run_length.argmax(axis=1)
+    rows = np.arange(s.shape[0])
+    return s[rows, best].astype(np.int64), run_length[rows, best]
 
 
 def training_dynamics(run: Run) -> Dynamics:
-    """Per-sample dynamics across all epochs of ``run``."""
+    """Per-sample dynamics across all epochs of ``run``.
+
+    Sums run over the epochs one at a time (epoch order), so no E x N float matrix is built; only
+    the predictions are kept as an (N, E) matrix of small ints, for the modal class.
+    """
     n_ids = len(run.ids)
     e = len(run.records)
-    true_prob = np.full((e, n_ids), np.nan)
-    conf = np.full((e, n_ids), np.nan)
-    correct = np.zeros((e, n_ids), dtype=np.int8)
-    present = np.zeros((e, n_ids), dtype=bool)
-    pred = np.full((e, n_ids), -1, dtype=np.int64)
-    has_margin = all(r.stats.margin is not None for r in run.records)
-    margin = np.full((e, n_ids), np.nan) if has_margin else None
+    records = run.records
+    pred_type = np.int16 if run.n_classes <= np.iinfo(np.int16).max else np.int32
+    pred = np.full((n_ids, e), -1, dtype=pred_type)
     labels = np.full(n_ids, -1, dtype=np.int64)
-    for t, r in enumerate(reversed(run.records)):  # reversed: the first epoch's labels win
-        row = e - 1 - t
-        true_prob[row, r.rows] = r.stats.true_prob
-        conf[row, r.rows] = r.stats.confidence
-        correct[row, r.rows] = r.stats.correct
-        present[row, r.rows] = True
-        pred[row, r.rows] = r.stats.pred
+    for t, r in enumerate(reversed(records)):  # reversed: the first epoch's labels win
+        pred[r.rows, e - 1 - t] = r.stats.pred
         labels[r.rows] = r.labels
-        if margin is not None:
-            margin[row, r.rows] = r.stats.margin
-    n_epochs = present.sum(axis=0)
-    mean_tp = np.nanmean(true_prob, axis=0)
-    variability = np.sqrt(np.nanmean((true_prob - mean_tp) ** 2, axis=0))
-    # A forgetting event: correct at one present epoch, wrong at the next present epoch.
+    n_epochs = np.zeros(n_ids, dtype=np.int64)
+    n_correct = np.zeros(n_ids, dtype=np.int64)
+    tp_sum = np.zeros(n_ids)
     forgetting = np.zeros(n_ids, dtype=np.int64)
     last_correct = np.zeros(n_ids, dtype=bool)
-    seen = np.zeros(n_ids, dtype=bool)
-    for row in range(e):
-        here = present[row]
-        now = correct[row].astype(bool)
-        forgetting += (here & seen & last_correct & ~now).astype(np.int64)
-        last_correct = np.where(here, now, last_correct)
-        seen |= here
-    mode, mode_count = _mode_along_epochs(pred)
-    on_mode = pred == mode[None, :]
+    has_margin = all(r.stats.margin is not None for r in records)
+    margin_sum = np.zeros(n_ids) if has_margin else None
+    for r in records:
+        rows, now = r.rows, r.stats.correct
+        # a forgetting event: correct at one present epoch, wrong at the next present epoch
+        forgetting[rows] += last_correct[rows] & ~now
+        last_correct[rows] = now
+        n_epochs[rows] += 1
+        n_correct[rows] += now
+        tp_sum[rows] += r.stats.true_prob
+        if margin_sum is not None:
+            margin_sum[rows] += r.stats.margin
     with np.errstate(invalid="ignore", divide="ignore"):
-        mode_conf = np.where(on_mode, conf, 0.0).sum(axis=0) / on_mode.sum(axis=0)
-        mean_margin = np.nanmean(margin, axis=0) if margin is not None else None
+        mean_tp = tp_sum / n_epochs
+        mean_margin = margin_sum / n_epochs if margin_sum is not None else None
+    mode, mode_count = _mode_along_epochs(pred)
+    spread = np.zeros(n_ids)
+    mode_conf_sum = np.zeros(n_ids)
+    for r in records:
+        rows = r.rows
+        spread[rows] += (r.stats.true_prob - mean_tp[rows]) ** 2
+        mode_conf_sum[rows] += np.where(r.stats.pred == mode[rows], r.stats.confidence, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variability = np.sqrt(spread / n_epochs)
+        mode_conf = mode_conf_sum / mode_count
     return Dynamics(
         n_epochs=n_epochs,
         confidence=mean_tp,
         variability=variability,
-        fraction_correct=correct.sum(axis=0) / n_epochs,
+        fraction_correct=n_correct / n_epochs,
         forgetting=forgetting,
         mean_margin=mean_margin,
         mode_class=mode,
