@@ -210,29 +210,20 @@ def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, Sam
     header = stream.header
     reducer = EpochReducer(header.kind, header.labels, header.n_classes, header.epoch, stream.dtype)
     threads = max(1, min(threads, stream.nbytes // THREAD_MIN_BYTES))
-    kept: list[tuple[int, np.ndarray]] = []  # the temperature fit passes over them again
-    # Decoded batches are copied into one matrix (the decoder's buffers are then reused, which
-    # costs less memory than keeping them); memory-mapped blocks are kept as they are.
-    matrix = None
-    if stream.transient:
-        shape = (header.n_samples, stream.n_classes)
-        matrix = np.empty(shape, dtype=stream.dtype, order=stream.order)
-    # While the scores stream in, the reader (decoding, or checking a memory map's CRC) has a
-    # thread of its own: one core fewer reduces. The temperature passes use every thread.
-    reducing = max(1, threads - 1) if threads > 1 else 1
+    # the blocks as they came (decoded batches, memory-mapped rows): the temperature fit passes
+    # over them again, so the scores are held once and never copied
+    kept: list[tuple[int, np.ndarray]] = []
+    # While the scores are decoded, the decoder has a thread of its own: one core fewer reduces.
+    # The temperature passes use every thread.
+    reducing = max(1, threads - 1) if stream.decoded else threads
     with _workers(reducing) as pool:
         batches = stream.batches(threads > 1)
         if threads > 1:
             batches = _prefetch(batches)
         pending: deque[Future] = deque()
         for start, chunk in aligned_chunks(batches, reducer.step, order=stream.order):
-            if matrix is None:
-                kept.append((start, chunk))
-                pending.append(pool.submit(reducer.reduce_chunk, start, chunk))
-            else:  # the copy is made by the task, on its thread
-                rows = matrix[start : start + chunk.shape[0]]
-                kept.append((start, rows))
-                pending.append(pool.submit(_copy_and_reduce, reducer, start, chunk, rows))
+            kept.append((start, chunk))
+            pending.append(pool.submit(reducer.reduce_chunk, start, chunk))
             while len(pending) > 2 * reducing:
                 reducer.merge(pending.popleft().result())
         while pending:
@@ -245,11 +236,6 @@ def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, Sam
 
         stats, summary = reducer.finish(run_pass)
     return summary, stats
-
-
-def _copy_and_reduce(reducer: EpochReducer, start: int, chunk: np.ndarray, rows: np.ndarray):
-    np.copyto(rows, chunk)
-    return reducer.reduce_chunk(start, rows)
 
 
 class _Inline(Executor):

@@ -270,7 +270,7 @@ def stream_npz(
 
     return EpochStream(
         header=header, n_classes=n_classes, dtype=dtype, order="C", batches=batches,
-        transient=False,
+        decoded=not all(member.mapped for member in maps),
     )
 
 

@@ -40,8 +40,10 @@ class EpochStream:
     ``logits`` or ``probs``). ``batches(threads)`` yields the (rows, K) scores in row order, each
     block checked as :func:`~lossacc_cli.readers.validate.build_epoch` would check the whole
     matrix; a block that fails raises :class:`StreamRejected`. ``order`` is the memory order the
-    whole matrix would have (``F`` for wide columns). ``transient`` blocks live in decode buffers
-    (copy what must outlive the next block); others are views of a memory map.
+    whole matrix would have (``F`` for wide columns). Blocks stay valid after the next one is
+    read (each lives in its own decoded buffer, or is a view of a memory map or of the matrix
+    read so far), so a caller may keep them. ``decoded`` says that reading the blocks is work of its
+    own (Parquet pages, inflating NPZ data), worth a thread while the blocks are reduced.
     """
 
     header: EpochData
@@ -49,7 +51,7 @@ class EpochStream:
     dtype: np.dtype
     order: str
     batches: Callable[[bool], Iterator[np.ndarray]]
-    transient: bool = True
+    decoded: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -578,7 +580,8 @@ def stream_parquet(
         dtype=score.dtype,
         order="F" if len(layout.scores) > 1 else "C",
         batches=batches,
-        transient=score.list_type is not None,  # wide blocks are views of the (K, N) array
+        # list columns decode batch by batch; wide ones are read into the (K, N) array up front
+        decoded=score.list_type is not None,
     )
 
 
