@@ -299,16 +299,19 @@ def temperature_passes(
         rows = slice(start, start + r)
         ar = np.arange(r)
         d, w, scratch = work.views(r)[:3]
-        np.copyto(d, block)
-        if kind == "probs":
-            np.maximum(d, PROB_FLOOR, out=d)
-            np.log(d, out=d)
-        if not known[0]:
-            top_at[rows] = _row_argmax(d)
-            row_top[rows] = d[ar, top_at[rows]]
-        d -= row_top[rows, None].astype(work.dtype)
-        if not known[0]:
-            d_y[rows] = d[ar, labels[rows]]
+        if kind == "logits" and known[0]:
+            np.subtract(block, row_top[rows, None].astype(work.dtype), out=d)
+        else:
+            np.copyto(d, block)
+            if kind == "probs":
+                np.maximum(d, PROB_FLOOR, out=d)
+                np.log(d, out=d)
+            if not known[0]:
+                top_at[rows] = _row_argmax(d)
+                row_top[rows] = d[ar, top_at[rows]]
+            d -= row_top[rows, None].astype(work.dtype)
+            if not known[0]:
+                d_y[rows] = d[ar, labels[rows]]
         np.multiply(d, beta, out=w)
         np.exp(w, out=w)
         w[ar, top_at[rows]] = 0.0  # the top's own term is the 1 in 1 + rest
