@@ -360,3 +360,13 @@ def test_equal_mass_bins_are_the_stable_sort_cut(values, n_bins):
         assert t.confidence[b] == pytest.approx(conf[inside].mean(), rel=1e-12)
         assert t.accuracy[b] == pytest.approx(correct[inside].mean(), rel=1e-12)
         assert (t.lower[b], t.upper[b]) == (conf[inside].min(), conf[inside].max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tied_logits_give_a_plain_zero_margin_and_a_shared_confidence(dtype):
+    # z[label] - max_{k != label} z_k = 0 on a tie, +0.0 (printed "0", never "-0")
+    s = from_logits(np.array([0, 1]), np.array([[2.0, 2.0, 2.0], [1.0, 1.0, 0.0]], dtype=dtype))
+    np.testing.assert_array_equal(s.margin, [0.0, 0.0])
+    assert not np.signbit(s.margin).any()
+    np.testing.assert_allclose(s.confidence, [1 / 3, 1 / (2 + np.exp(-1.0))], rtol=1e-7)
+    np.testing.assert_array_equal(s.pred, [0, 0])  # the first of the tied classes

@@ -191,8 +191,8 @@ class EpochReducer:
         runner_up = _row_max(d)
         if block.shape[1] > 1:
             # margin = z[y] - max over k != y: d[y] when the top is another class, else minus the
-            # runner-up's d (ties give 0 either way)
-            self.margin[rows] = np.where(top == y, -runner_up.astype(np.float64), d_true)
+            # runner-up's d (ties give +0 either way)
+            self.margin[rows] = np.where(top == y, 0.0 - runner_up.astype(np.float64), d_true)
         else:
             self.margin[rows] = np.inf
         e[ar, top] = 1.0  # p = confidence * e, the top's included
