@@ -1,7 +1,8 @@
 """Per-sample quantities from one epoch's scores: loss, prediction, confidence, p[label], margin.
 
-Everything is computed in float64, block by block over rows, so a float16/float32 score matrix is
-never copied whole and the per-row reductions (max, exp, sum over K) stay in cache.
+Results are float64. Logits are reduced by the streaming pass (:mod:`~lossacc_cli.metrics.stream`,
+float32 arithmetic for float16/float32 logits); probabilities need no arithmetic beyond upcasting
+p[label] and its log, block by block over rows so that a score matrix is never copied whole.
 """
 
 from __future__ import annotations

@@ -2,18 +2,20 @@
 
 An :class:`EpochReducer` turns aligned chunks of rows into the per-sample vectors, the class-wise
 calibration sums and the power sums the temperature fit needs at T = 1, in one pass over each block
-of rows while it is in cache. Only the temperature fit needs the scores again: two or three exact
-passes (:func:`~lossacc_cli.metrics.temperature.fit_temperature_from_moments`) over what the caller
-kept (a memory map, or one copy of the decoded scores, never the file again). A compact summary of
-each row (its top-k scores, a few moments) cannot do: at T* the classes outside a row's top 64
-still carry a fifth of its softmax mass on the benchmark's 1,000-class data, where the fit must be
-right to 1e-6.
+of rows while it is in cache. Only the temperature fit needs the scores again: usually one more
+exact pass (:func:`~lossacc_cli.metrics.temperature.fit_temperature_from_moments`) over the blocks
+the caller kept (memory-mapped rows or the decoded batches, never the file again). A compact
+summary of each row (its top-k scores, a few moments) cannot do: at T* the classes outside a row's
+top 64 still carry a fifth of its softmax mass on the benchmark's 1,000-class data, where the fit
+must be right to 1e-6.
+
+float16/float32 scores are reduced in float32 (:func:`compute_dtype`), float64 scores in float64;
+sums over rows are float64 either way.
 
 Chunks may be reduced in any order and on several threads; :meth:`EpochReducer.merge` takes their
-results in row order. Every per-sample vector and summary field is then identical to
-:func:`~lossacc_cli.metrics.per_sample.sample_stats` + :func:`~lossacc_cli.metrics.summary.
-summarize_epoch` on the whole matrix (same blocks of rows, same operations, same summation order),
-except T* and L(T*), which come from the faster fit and agree to ~1e-12.
+results in row order. The blocks of rows are fixed (:func:`block_rows`), so every per-sample vector
+and summary field is identical whatever the chunks, the threads or the reading path;
+:func:`~lossacc_cli.metrics.per_sample.from_logits` is this pass on a whole matrix.
 """
 
 from __future__ import annotations
