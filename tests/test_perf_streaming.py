@@ -1,12 +1,11 @@
-"""Streaming reads and parallel loading give the results of the whole-matrix path, bit for bit.
+"""Streaming reads and parallel loading give the results of the in-memory path, bit for bit.
 
-The reference is what the package computed before streaming existed, and still computes for an
-epoch in memory: ``read_epoch`` + ``sample_stats`` + ``summarize_epoch``. Every per-sample vector and
-every summary field must be identical (same row blocks, same summation order), except T* and
-L(T*), which come from the streamed fit (tests/test_perf_temperature.py) and must agree to 1e-9.
-Epochs are also read in small batches so that batch boundaries fall inside row blocks, and with
-threads and worker processes, which must not change a bit either. Faults found while streaming
-are reported exactly as the whole-file reader reports them.
+The comparison is with what the package computes for an epoch already in memory: ``read_epoch`` +
+``sample_stats`` + ``summarize_epoch``, which run the same per-block reduction on the whole
+matrix. So these tests check the reading paths (layouts, batch boundaries inside row blocks,
+threads, worker processes, faults reported as the whole-file reader reports them), not the
+arithmetic: that is checked against the independent float64 computations of ``tests/reference.py``
+in test_metrics.py, test_perf_temperature.py and, for wide layouts with many classes, below.
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ from lossacc_cli.errors import InputError
 from lossacc_cli.metrics.per_sample import sample_stats
 from lossacc_cli.metrics.summary import summarize_epoch
 from lossacc_cli.readers import ReadOptions, discover, read_epoch
+from lossacc_cli.readers.model import EpochSource
+from tests.reference import F32_TOL, ce_from_logits
 
 RNG = np.random.default_rng(20240611)
 FIT_FIELDS = ("temperature", "recalibrated_loss")
@@ -334,3 +335,21 @@ def test_epochs_share_labels_and_rows_when_they_are_the_same(tmp_path):
     run = load_run(str(_run_dir(tmp_path)), ReadOptions())
     first = run.records[0]
     assert all(r.labels is first.labels and r.rows is first.rows for r in run.records[1:])
+
+
+def test_wide_float16_with_many_near_equal_classes_is_within_the_contract(tmp_path):
+    # Wide columns give column-major blocks, where float32 row sums would drift by ~K/16
+    # roundings on rows of near-equal terms (float16 leaves ~40 distinct values here): the sums
+    # are float64, so each loss is within F32_TOL * (1 + loss) of plain float64 NumPy.
+    rng = np.random.default_rng(2)
+    n, k = 100, 2000
+    z = (rng.normal(size=(n, k)) * 0.002 - 1.0).astype(np.float16)
+    y = rng.integers(0, k, n)
+    columns = {"sample_id": np.arange(n), "label": y, **{f"logit_{j}": z[:, j] for j in range(k)}}
+    pq.write_table(pa.table(columns), tmp_path / "epoch_001.parquet")
+    reduced = reduce_source(EpochSource(1, str(tmp_path / "epoch_001.parquet"), "parquet"),
+                            ReadOptions())
+    assert reduced.streamed
+    ref, p = ce_from_logits(y, z)
+    assert (np.abs(reduced.stats.loss - ref) <= F32_TOL * (1 + ref)).all()
+    np.testing.assert_allclose(reduced.stats.confidence, p.max(axis=1), rtol=F32_TOL)

@@ -72,7 +72,9 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     n_bins = edges.shape[0] - 1
     scaled = values * n_bins
     np.clip(scaled, 0, n_bins - 1, out=scaled)
-    b = scaled.astype(np.intp)  # floor, as scaled >= 0
+    with np.errstate(invalid="ignore"):
+        b = scaled.astype(np.intp)  # floor, as scaled >= 0
+    np.putmask(b, b < 0, n_bins - 1)  # NaN (only it casts below 0): the last bin, as searchsorted
     b -= values < edges[b]
     np.maximum(b, 0, out=b)
     b += (values >= edges[b + 1]) & (b < n_bins - 1)
@@ -218,16 +220,19 @@ def classwise_block(
     n, k = values.shape
     edges = _EDGES if n_bins == N_BINS else np.linspace(0.0, 1.0, n_bins + 1)
     rows = np.arange(n)
-    true_p = values[rows, labels].astype(np.float64)
+    true_value = values[rows, labels]
+    true_p = true_value.astype(np.float64)
     flat = values.reshape(-1)
     if scale is None:
         big = np.flatnonzero(flat >= _at_least(edges[1], values.dtype))
         sums = flat[big].astype(np.float64)
+        true_big = None  # the same comparison as bin_index's in float64
     else:
         true_p *= scale
-        # p >= 1/n_bins <=> value >= 1 / (n_bins * scale), in the block's dtype (a row whose
-        # threshold rounds differently moves by a rounding of one value: within the contract)
+        # p >= 1/n_bins <=> value >= 1 / (n_bins * scale), in the block's dtype: an entry within
+        # a rounding of the first edge may land on either side of it, its hit with it
         limit = (edges[1] / scale).astype(values.dtype)
+        true_big = true_value >= limit
         several = None if top is None or second is None else np.flatnonzero(second >= limit)
         if several is None or 4 * several.size > n:  # many rows to search: search them all
             big = np.flatnonzero((values >= limit[:, None]).reshape(-1))
@@ -239,6 +244,8 @@ def classwise_block(
             big.sort()
         sums = flat[big] * scale[big // k]
     true_bin = bin_index(true_p, edges)
+    if true_big is not None:  # the true entry's hit goes where the entry itself went
+        true_bin = np.where(true_big, np.maximum(true_bin, 1), 0)
     bins = np.maximum(bin_index(sums, edges), 1)  # >= edges[1]: never the first bin
     flat[big] = 0.0
     if scale is None:

@@ -8,7 +8,6 @@ input float dtype.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -502,8 +501,13 @@ def stream_parquet(
             if long:
                 groups = _epoch_groups(parquet_file, epoch)
             score.count(parquet_file.metadata, groups, counts)
-            if score.list_type is not None and _file_bytes(path) <= SMALL_FILE_BYTES:
-                # a small file: its scores in the same read (one open, one read instead of two)
+            small_file = (
+                score.list_type is not None and not long and options.split is None
+                and _decoded_bytes(parquet_file.metadata, groups) <= SMALL_FILE_BYTES
+            )
+            if small_file:
+                # a small file whose rows are all kept: its scores in the same read (one open,
+                # one read instead of two)
                 both = parquet_file.read_row_groups(groups, columns=small + list(layout.scores))
                 table = both.select(small)
                 pre_read[path] = both.select(list(layout.scores))
@@ -580,20 +584,19 @@ def stream_parquet(
         dtype=score.dtype,
         order="F" if len(layout.scores) > 1 else "C",
         batches=batches,
-        # list columns decode batch by batch; wide ones are read into the (K, N) array up front
-        decoded=score.list_type is not None,
+        # list columns decode batch by batch (unless read with the rest); wide ones are read
+        # into the (K, N) array up front
+        decoded=score.list_type is not None and len(pre_read) < len(parts),
     )
 
 
 SMALL_FILE_BYTES = 8 << 20
-"""A file up to this size is read in one go, scores included; a larger one streams its scores."""
+"""A file whose row groups decode to at most this many bytes is read in one go, scores included
+(when every row is kept: no ``--split``, not long format); a larger one streams its scores."""
 
 
-def _file_bytes(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return SMALL_FILE_BYTES + 1  # let the streaming read report it
+def _decoded_bytes(meta: pq.FileMetaData, groups: list[int]) -> int:
+    return sum(meta.row_group(g).total_byte_size for g in groups)
 
 
 @contextmanager
