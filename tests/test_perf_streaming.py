@@ -112,8 +112,11 @@ def _assert_matches_whole_read(source, options=None, threads=1):
     summary = summarize_epoch(data, stats)
     _assert_same(stats, streamed.stats)
     _assert_same(summary, streamed.summary, skip=FIT_FIELDS)
+    # T* from two starts (the streaming pass's float32-summed moments at T = 1, or an exact pass):
+    # both stop within the fit's tolerance, 3e-8 for float32 arithmetic (HALLEY_TOL_FLOAT32)
+    fit_tol = 1e-9 if data.scores.dtype == np.float64 else 1e-7
     for name in FIT_FIELDS:
-        assert getattr(streamed.summary, name) == pytest.approx(getattr(summary, name), rel=1e-9)
+        assert getattr(streamed.summary, name) == pytest.approx(getattr(summary, name), rel=fit_tol)
     assert np.array_equal(streamed.ids, data.ids) and np.array_equal(streamed.labels, data.labels)
     assert streamed.notes == data.notes
     return streamed

@@ -170,11 +170,11 @@ class EpochReducer:
         np.subtract(z, z_top[:, None], out=d)
         np.exp(d, out=e)
         e[ar, top] = 0.0
-        rest = _row_sum(e)
+        rest = _row_sum(e, work.sums(r))
         d_true = d[ar, y].astype(np.float64)
         loss = np.log1p(rest) - d_true
         sums = np.empty((3, r), dtype=np.float64)
-        _power_sums(e, d, power, sums)
+        _power_sums(e, d, power, sums, work.fit_sums(r))
         if work.dtype != np.float64 and not (
             np.isfinite(loss).all() and np.isfinite(sums).all()
         ):
@@ -316,8 +316,8 @@ def temperature_passes(
         np.exp(w, out=w)
         w[ar, top_at[rows]] = 0.0  # the top's own term is the 1 in 1 + rest
         out = sums[:, rows]
-        out[0] = _row_sum(w)
-        _power_sums(w, d, scratch, out[1:])
+        out[0] = _row_sum(w, work.sums(r))
+        _power_sums(w, d, scratch, out[1:], work.sums(r))
         if work.dtype != np.float64 and not np.isfinite(out).all():
             # float32 differences overflowed (scores beyond +-1.7e38): this block in float64
             block_sums(start, block, beta, _workspace(r, block.shape[1], work.order, np.float64))
@@ -335,10 +335,15 @@ def temperature_passes(
         known[0] = True
         return row_moments(beta, *sums, d_y)
 
+    exact_start = compute == np.float64
     if not known[0]:  # the pass at T = 1 finds each row's top and true class
-        at_one = evaluate(1.0)
+        at_one, exact_start = evaluate(1.0), True
     tol = HALLEY_TOL_FLOAT32 if compute == np.float32 else HALLEY_TOL
-    return fit_temperature_from_moments(evaluate, at_one, true_is_top=not d_y.any(), tol=tol)
+    # the streaming pass's power sums may be float32-accumulated (FLOAT32_FIT_SUM_K): they only
+    # choose where the first exact pass goes
+    return fit_temperature_from_moments(
+        evaluate, at_one, true_is_top=not d_y.any(), tol=tol, exact_start=exact_start
+    )
 
 
 def compute_dtype(dtype) -> np.dtype:
@@ -349,24 +354,36 @@ def compute_dtype(dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype.kind == "f" and dtype.itemsize <= 4 else np.dtype(np.float64)
 
 
-def _row_sum(block: np.ndarray) -> np.ndarray:
-    """Row sums accumulated in float64, whatever the terms' dtype and the block's layout: each sum
-    is within float64 rounding of the exact sum of its terms for any K. (Summed in float32, a
-    row of many similar terms drifts by ~K/16 float32 roundings: 2.5e-6 at K = 2,000 in a
-    column-major block.)"""
-    if block.dtype == np.float64:
-        return np.einsum("ij->i", block)
-    return np.add.reduce(block, axis=1, dtype=np.float64)
+FLOAT32_FIT_SUM_K = 4096
+"""In the streaming pass, the power sums that start the temperature fit are accumulated in float32
+(einsum's SIMD lanes) for row-major blocks of up to this many classes, in float64 otherwise. They
+only choose where the fit's first exact pass goes: T* always comes from a pass whose sums are
+float64-accumulated. (float32 sums moved a flat-curve T* by 1.1e-6; summing every pass in float64
+cost 25-30% of an epoch's reduction, the streaming pass's share of it ~10%.)"""
 
 
-def _power_sums(w: np.ndarray, d: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> None:
-    """``out[j - 1] = sum_k w d^j`` for j = 1, 2, 3, accumulated in float64."""
+def _row_sum(block: np.ndarray, wide: np.ndarray | None) -> np.ndarray:
+    """Row sums in float64. With ``wide`` (a float64 block of the same shape and layout, for
+    float32 terms) they are accumulated in float64: each sum is within float64 rounding of the exact
+    sum of its float32 terms for any K and layout, and is not rounded to float32 again (copying into
+    it and summing in float64 costs half of NumPy's casting reduction at K = 100). Without it, a
+    float32 block is summed in float32 (einsum's order) and the sums converted."""
+    if wide is None:
+        return np.einsum("ij->i", block).astype(np.float64, copy=False)
+    np.copyto(wide, block)
+    return np.einsum("ij->i", wide)
+
+
+def _power_sums(
+    w: np.ndarray, d: np.ndarray, scratch: np.ndarray, out: np.ndarray, wide: np.ndarray | None
+) -> None:
+    """``out[j - 1] = sum_k w d^j`` for j = 1, 2, 3 (accumulated as :func:`_row_sum` does)."""
     np.multiply(w, d, out=scratch)
-    out[0] = _row_sum(scratch)
+    out[0] = _row_sum(scratch, wide)
     scratch *= d
-    out[1] = _row_sum(scratch)
+    out[1] = _row_sum(scratch, wide)
     scratch *= d
-    out[2] = _row_sum(scratch)
+    out[2] = _row_sum(scratch, wide)
 
 
 def _row_argmax(block: np.ndarray) -> np.ndarray:
@@ -414,8 +431,8 @@ class _Workspace:
     """Scratch blocks of the compute dtype reused across blocks and chunks (no allocation per
     block: a fresh array per operation would cost more in page faults than the operation).
 
-    The first three follow ``order`` (the layout of the chunk, 'F' for wide columns); the last is
-    C-ordered.
+    The first three follow ``order`` (the layout of the chunk, 'F' for wide columns); the fourth is
+    C-ordered; a float32 workspace also has a float64 block for the sums.
     """
 
     def __init__(self, rows: int, cols: int, order: str, dtype=np.float64) -> None:
@@ -426,6 +443,18 @@ class _Workspace:
             np.empty((rows, cols), dtype, order=order),
             np.empty((rows, cols), dtype) if order == "F" else None,
         )
+        # float32 terms are summed from a float64 copy (see _row_sum)
+        self.wide = None if self.dtype == np.float64 else np.empty((rows, cols), order=order)
+        self.fit_in_float32 = self.wide is not None and order == "C" and cols <= FLOAT32_FIT_SUM_K
+
+    def sums(self, r: int) -> np.ndarray | None:
+        """The float64 buffer for :func:`_row_sum` (None when the work is float64 already)."""
+        return None if self.wide is None else self.wide[:r]
+
+    def fit_sums(self, r: int) -> np.ndarray | None:
+        """The same for the streaming pass's power sums: None (float32 accumulation) for
+        row-major blocks of at most :data:`FLOAT32_FIT_SUM_K` classes."""
+        return None if self.fit_in_float32 else self.sums(r)
 
     def views(self, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         a, b, c, d = self.buffers

@@ -103,6 +103,7 @@ def fit_temperature_from_moments(
     *,
     true_is_top: bool = False,
     tol: float = HALLEY_TOL,
+    exact_start: bool = True,
 ) -> TemperatureFit:
     """T* from exact passes: ``evaluate(beta) -> Moments`` makes one pass over the scores.
 
@@ -114,7 +115,8 @@ def fit_temperature_from_moments(
     ``true_is_top`` says that every sample's true class has the top score: the loss then never
     rises with beta, so T* is the lower bound (one pass to get the loss there).
     The result agrees with a bisection-safeguarded Newton solve of f'(beta) = 0 (the tests'
-    reference) to ~1e-12 (relative) in T*.
+    reference) to ~1e-12 (relative) in T*. With ``exact_start`` False (``at_one`` summed less
+    accurately than the passes), T* is always taken from a pass made by ``evaluate``.
     """
     lo_bound, hi_bound = 1.0 / T_MAX, 1.0 / T_MIN
     m = at_one if at_one is not None else evaluate(1.0)
@@ -127,6 +129,7 @@ def fit_temperature_from_moments(
         return TemperatureFit(T_MIN, loss_at_one, float(min(edge.f, loss_at_one)), True)
     beta, lo, hi = 1.0, lo_bound, hi_bound
     lo_known = hi_known = False  # has g been evaluated at the search bound itself?
+    trusted = exact_start or at_one is None  # may T* be taken from the moments in m?
     for _ in range(100):
         if m.g == 0:
             return TemperatureFit(float(1.0 / beta), loss_at_one, float(min(m.f, loss_at_one)), False)
@@ -136,7 +139,7 @@ def fit_temperature_from_moments(
             lo, lo_known = beta, True
         candidate = _next_beta(m, beta)
         step = candidate - beta
-        if lo < candidate < hi and abs(step) <= tol * beta:
+        if lo < candidate < hi and abs(step) <= tol * beta and trusted:
             # Taylor to third order from the last exact pass: the error is O(step^4).
             f = m.f + step * (m.g + step * (0.5 * m.h + step * m.t / 6.0))
             return TemperatureFit(float(1.0 / candidate), loss_at_one, float(min(f, loss_at_one)), False)
@@ -156,6 +159,7 @@ def fit_temperature_from_moments(
             break
         beta = candidate
         m = evaluate(beta)
+        trusted = True
     return TemperatureFit(float(1.0 / beta), loss_at_one, float(min(m.f, loss_at_one)), False)
 
 
