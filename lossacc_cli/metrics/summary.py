@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossacc_cli.metrics.calibration import (
-    classwise_calibration_error,
     classwise_from_binary,
     reliability_table,
 )
