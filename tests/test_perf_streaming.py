@@ -27,6 +27,7 @@ from lossacc_cli.metrics.per_sample import sample_stats
 from lossacc_cli.metrics.summary import summarize_epoch
 from lossacc_cli.readers import ReadOptions, discover, read_epoch
 from lossacc_cli.readers.model import EpochSource
+from tests.helpers import list_array
 from tests.reference import F32_TOL, ce_from_logits
 
 RNG = np.random.default_rng(20240611)
@@ -47,17 +48,6 @@ def _scores(n, k, kind, dtype, seed):
     return z.astype(dtype), y
 
 
-def _list_column(matrix, layout):
-    n, k = matrix.shape
-    flat = pa.array(matrix.reshape(-1))
-    if layout == "fixed_size_list":
-        return pa.FixedSizeListArray.from_arrays(flat, k)
-    offsets = np.arange(0, (n + 1) * k, k)
-    if layout == "large_list":
-        return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), flat)
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat)
-
-
 def _write(path, layout, kind, scores, labels, ids, *, extra=None, row_group_size=None):
     if layout.startswith("npz"):
         save = np.savez_compressed if layout == "npz_compressed" else np.savez
@@ -67,7 +57,7 @@ def _write(path, layout, kind, scores, labels, ids, *, extra=None, row_group_siz
     if layout == "wide":
         columns.update({f"{kind[:-1]}_{k}": scores[:, k] for k in range(scores.shape[1])})
     else:
-        columns[kind] = _list_column(scores, layout)
+        columns[kind] = list_array(scores, layout)
     pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
 
 
@@ -180,7 +170,7 @@ def test_long_format_and_split_selection(tmp_path, small_batches, layout):
         if layout == "wide":
             columns.update({f"logit_{k}": scores[:, k] for k in range(5)})
         else:
-            columns["logits"] = _list_column(scores, "list")
+            columns["logits"] = list_array(scores, "list")
         tables.append(pa.table(columns))
     table = pa.concat_tables(tables)
     order = np.random.default_rng(3).permutation(table.num_rows)  # epochs interleaved
@@ -195,8 +185,8 @@ def test_long_format_and_split_selection(tmp_path, small_batches, layout):
 def test_notes_and_class_names_are_the_readers(tmp_path):
     scores, labels = _scores(200, 3, "logits", np.float32, 0)
     probs, _ = _scores(200, 3, "probs", np.float32, 0)
-    table = pa.table({"label": labels, "logits": _list_column(scores, "list"),
-                      "probs": _list_column(probs, "list")})
+    table = pa.table({"label": labels, "logits": list_array(scores, "list"),
+                      "probs": list_array(probs, "list")})
     table = table.replace_schema_metadata({b"lossacc.class_names": b'["a", "b", "c"]'})
     pq.write_table(table, tmp_path / "epoch_001.parquet")
     (source,), _ = discover(tmp_path)

@@ -14,6 +14,7 @@ import pytest
 from lossacc_cli.readers import EpochSource, ReadOptions, discover, read_epoch
 from lossacc_cli.readers.discover import epoch_from_name
 from lossacc_cli.readers.parquet import list_matrix
+from tests.helpers import list_array
 
 RNG = np.random.default_rng(20240601)
 
@@ -23,18 +24,6 @@ def write_parquet(path, columns, *, metadata=None, **kwargs):
     if metadata:
         table = table.replace_schema_metadata(metadata)
     pq.write_table(table, path, **kwargs)
-
-
-def list_array(matrix, layout="list"):
-    """Arrow list column holding the rows of ``matrix`` (N, K)."""
-    n_rows, n_classes = matrix.shape
-    flat = pa.array(matrix.reshape(-1))
-    if layout == "fixed_size_list":
-        return pa.FixedSizeListArray.from_arrays(flat, n_classes)
-    offsets = np.arange(0, (n_rows + 1) * n_classes, n_classes)
-    if layout == "large_list":
-        return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), flat)
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat)
 
 
 def read_all(path, options=None):
