@@ -43,6 +43,14 @@ class SampleStats:
         ``z[label] - max_{k != label} z_k`` (logits only; > 0 iff correct up to ties).
     clipped : bool or None
         Rows whose p[label] was below float64 eps and was clipped (probabilities only).
+    recal_loss : float64 or None
+        The loss after dividing the scores by the epoch's T* (nats, >= 0); averages to L(T*).
+        None for the compact form (no scores to rescale).
+    recal_confidence : float64 or None
+        The top-label probability after dividing the scores by T*, in [1/K, 1].
+    recal_crossfit_loss : float
+        L(T*) with T* fitted on one half of the samples and measured on the other (NaN when
+        unavailable).
     """
 
     loss: np.ndarray
@@ -52,6 +60,9 @@ class SampleStats:
     true_prob: np.ndarray
     margin: np.ndarray | None = None
     clipped: np.ndarray | None = None
+    recal_loss: np.ndarray | None = None
+    recal_confidence: np.ndarray | None = None
+    recal_crossfit_loss: float = float("nan")
 
     @property
     def n_clipped(self) -> int:

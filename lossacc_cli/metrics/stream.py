@@ -31,7 +31,14 @@ from lossacc_cli.metrics.calibration import (
     classwise_block,
 )
 from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats, sample_stats
-from lossacc_cli.metrics.summary import EpochSummary, summarize_epoch, summary_from_parts
+from lossacc_cli.metrics.recalibration import TAYLOR_MAX_STEP, Recalibrated, RowSums, recalibrate
+from lossacc_cli.metrics.summary import (
+    EpochSummary,
+    classwise_ece,
+    fit_epoch,
+    summary_from_parts,
+    with_recalibration,
+)
 from lossacc_cli.metrics.temperature import (
     HALLEY_TOL,
     HALLEY_TOL_FLOAT32,
@@ -218,16 +225,18 @@ class EpochReducer:
 
     # --- the temperature passes ----------------------------------------------------------------
 
-    def fit_temperature(self, run_pass: PassRunner) -> TemperatureFit:
-        """T* from the moments at T = 1 (from the streaming pass for logits) and exact passes."""
+    def fit_temperature(self, run_pass: PassRunner) -> tuple[TemperatureFit, Recalibrated]:
+        """T* from the moments at T = 1 (from the streaming pass for logits) and exact passes,
+        with the per-sample loss and confidence at T*."""
         if self.kind == "logits":
             at_one = row_moments(1.0, *self.sums, self.d_true)
             return temperature_passes(
                 "logits", self.labels, run_pass, at_one=at_one, z_top=self.z_top,
-                d_true=self.d_true, top=self.pred, dtype=self.compute,
+                d_true=self.d_true, top=self.pred, dtype=self.compute, at_one_sums=self.sums,
+                rows=True,
             )
         # z = ln max(p, eps): the first pass (at T = 1) finds its row maxima and true-class gaps
-        return temperature_passes("probs", self.labels, run_pass, dtype=self.compute)
+        return temperature_passes("probs", self.labels, run_pass, dtype=self.compute, rows=True)
 
     # --- results -------------------------------------------------------------------------------
 
@@ -254,8 +263,8 @@ class EpochReducer:
 
     def finish(self, run_pass: PassRunner) -> tuple[SampleStats, EpochSummary]:
         """Per-sample vectors and summary, once every chunk has been reduced and merged."""
-        stats = self.sample_stats()
-        fit = self.fit_temperature(run_pass)
+        fit, recal = self.fit_temperature(run_pass)
+        stats = with_recalibration(self.sample_stats(), recal)
         summary = summary_from_parts(
             epoch=self.epoch,
             labels=self.labels,
@@ -277,7 +286,9 @@ def temperature_passes(
     d_true: np.ndarray | None = None,
     top: np.ndarray | None = None,
     dtype=np.float64,
-) -> TemperatureFit:
+    at_one_sums: np.ndarray | None = None,
+    rows: bool = False,
+) -> TemperatureFit | tuple[TemperatureFit, Recalibrated]:
     """T* of (N, K) scores seen through ``run_pass``: each evaluation is one exact pass.
 
     ``kind`` ``logits`` uses the scores as logits; ``probs`` uses ``ln max(p, eps)`` like
@@ -285,6 +296,10 @@ def temperature_passes(
     ``d_true`` (true-class logit minus it) and ``top`` (where the maximum is) save work when the
     caller has them. ``dtype`` is the scores' dtype: the per-row work is done in
     :func:`compute_dtype` of it, the sums over rows in float64.
+
+    With ``rows``, also the per-sample loss and confidence at T* (:mod:`.recalibration`), from
+    the power sums of the last exact pass (``at_one_sums``, the (4, N) sums the streaming pass
+    made at T = 1, when no pass follows it), or from one more pass when T* is too far from it.
     """
     n = labels.shape[0]
     compute = compute_dtype(dtype)
@@ -333,7 +348,10 @@ def temperature_passes(
 
         run_pass(fn)
         known[0] = True
+        last_beta[0] = beta
         return row_moments(beta, *sums, d_y)
+
+    last_beta = [None]
 
     exact_start = compute == np.float64
     if not known[0]:  # the pass at T = 1 finds each row's top and true class
@@ -341,9 +359,20 @@ def temperature_passes(
     tol = HALLEY_TOL_FLOAT32 if compute == np.float32 else HALLEY_TOL
     # the streaming pass's power sums may be float32-accumulated (FLOAT32_FIT_SUM_K): they only
     # choose where the first exact pass goes
-    return fit_temperature_from_moments(
+    fit = fit_temperature_from_moments(
         evaluate, at_one, true_is_top=not d_y.any(), tol=tol, exact_start=exact_start
     )
+    if not rows:
+        return fit
+    beta_star = 1.0 / fit.temperature
+    if last_beta[0] is None and at_one_sums is not None:
+        last = RowSums(1.0, *at_one_sums, d_y)
+    else:
+        last = None if last_beta[0] is None else RowSums(last_beta[0], *sums, d_y)
+    if last is None or abs(beta_star - last.beta) > TAYLOR_MAX_STEP * beta_star:
+        evaluate(beta_star)
+        last = RowSums(beta_star, *sums, d_y)
+    return fit, recalibrate(last, beta_star)
 
 
 def compute_dtype(dtype) -> np.dtype:
@@ -502,5 +531,15 @@ def reduce_epoch_data(data: EpochData) -> tuple[SampleStats, EpochSummary]:
     if data.kind in ("logits", "probs"):
         return reduce_matrix(data.kind, data.labels, data.scores, data.n_classes, data.epoch)
     stats = sample_stats(data)
-    summary = summarize_epoch(data, stats)
+    fit, recal = fit_epoch(data)
+    if recal is not None:
+        stats = with_recalibration(stats, recal)
+    summary = summary_from_parts(
+        epoch=data.epoch,
+        labels=data.labels,
+        n_classes=data.n_classes,
+        stats=stats,
+        classwise_ece=classwise_ece(data),
+        fit=fit,
+    )
     return stats, summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -12,7 +13,8 @@ from lossacc_cli.metrics.calibration import (
     reliability_table,
 )
 from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats
-from lossacc_cli.metrics.temperature import TemperatureFit, fit_temperature
+from lossacc_cli.metrics.recalibration import Recalibrated, as_given
+from lossacc_cli.metrics.temperature import TemperatureFit
 from lossacc_cli.readers.model import EpochData
 
 TOP_SHARE_FRACTION = 0.01
@@ -65,7 +67,9 @@ class EpochSummary:
     """Every per-epoch number of the analyze table. Losses in nats; NaN where unavailable.
 
     ``temperature``/``recalibrated_loss``/``classwise_ece`` are NaN for the compact per-sample form
-    (no scores to rescale). ``information_gain`` = 1 - loss / baseline_loss (< 0: worse than the
+    (no scores to rescale). ``recalibrated_loss`` is L(T*), or the loss as given when the fit does
+    worse (never above ``loss``); ``recalibrated_loss_crossfit`` is L(T*) with T* fitted on one half
+    of the samples and the loss measured on the other (NaN below 200 samples). ``information_gain`` = 1 - loss / baseline_loss (< 0: worse than the
     prior on average).
     """
 
@@ -91,6 +95,7 @@ class EpochSummary:
     temperature: float
     temperature_at_bound: bool
     recalibrated_loss: float
+    recalibrated_loss_crossfit: float
     n_clipped: int
 
     @property
@@ -130,6 +135,35 @@ def classwise_ece(data: EpochData) -> float:
     return float("nan")
 
 
+def fit_epoch(data: EpochData) -> tuple[TemperatureFit | None, Recalibrated | None]:
+    """T* of the epoch's scores and the per-sample quantities at T* (None, None for the compact
+    form). The same exact moment-based fit the streaming path runs (``metrics.stream``)."""
+    from lossacc_cli.metrics.stream import matrix_passes, temperature_passes
+
+    if data.kind == "probs":  # on ln max(p, eps), computed pass by pass as the stream does
+        return temperature_passes(
+            "probs", data.labels, matrix_passes(data.scores), dtype=data.scores.dtype, rows=True
+        )
+    logits = temperature_logits(data)
+    if logits is None:
+        return None, None
+    return temperature_passes(
+        "logits", data.labels, matrix_passes(logits), dtype=logits.dtype, rows=True
+    )
+
+
+def with_recalibration(stats: SampleStats, recal: Recalibrated) -> SampleStats:
+    """``stats`` with the per-sample loss and confidence at T*: the fitted ones, or the scores as
+    given when the fit does worse (probabilities whose rows are off 1 by rounding are renormalised
+    by any temperature, T = 1 included, and that can cost more than the fit gains)."""
+    if float(recal.loss.mean()) > float(stats.loss.mean()):
+        recal = as_given(stats.loss, stats.confidence)
+    return dataclasses.replace(
+        stats, recal_loss=recal.loss, recal_confidence=recal.confidence,
+        recal_crossfit_loss=recal.crossfit_loss,
+    )
+
+
 def summarize_epoch(
     data: EpochData, stats: SampleStats, *, prior: np.ndarray | None = None
 ) -> EpochSummary:
@@ -138,15 +172,9 @@ def summarize_epoch(
     T* comes from the same exact moment-based fit the streaming path uses (``metrics.stream``), so
     the tests of this function cover what ``lossacc`` runs.
     """
-    if data.kind == "probs":  # on ln max(p, eps), computed pass by pass as the stream does
-        from lossacc_cli.metrics.stream import matrix_passes, temperature_passes
-
-        fit = temperature_passes(
-            "probs", data.labels, matrix_passes(data.scores), dtype=data.scores.dtype
-        )
-    else:
-        logits = temperature_logits(data)
-        fit = None if logits is None else fit_temperature(data.labels, logits)
+    fit, recal = fit_epoch(data)
+    if recal is not None:
+        stats = with_recalibration(stats, recal)
     return summary_from_parts(
         epoch=data.epoch,
         labels=data.labels,
@@ -184,6 +212,11 @@ def summary_from_parts(
     mean_conf = float(stats.confidence.mean())
     if fit is None:
         fit = TemperatureFit(float("nan"), mean_loss, float("nan"), False)
+    recalibrated = fit.recalibrated_loss
+    crossfit = float("nan")
+    if stats.recal_loss is not None:  # the per-sample losses at T* average to L(T*)
+        recalibrated = float(stats.recal_loss.mean())
+        crossfit = stats.recal_crossfit_loss
     return EpochSummary(
         epoch=epoch,
         n_samples=int(labels.shape[0]),
@@ -206,6 +239,7 @@ def summary_from_parts(
         mean_confidence=mean_conf,
         temperature=fit.temperature,
         temperature_at_bound=fit.at_bound,
-        recalibrated_loss=fit.recalibrated_loss,
+        recalibrated_loss=recalibrated,
+        recalibrated_loss_crossfit=crossfit,
         n_clipped=stats.n_clipped,
     )

@@ -1,0 +1,128 @@
+"""Per-sample quantities at the fitted temperature, from the power sums of the last exact pass.
+
+The temperature fit (:func:`~lossacc_cli.metrics.stream.temperature_passes`) ends with one exact
+pass over the scores at some beta_l = 1/T close to beta* = 1/T*. That pass leaves, for every row,
+the power sums ``s_j = sum_{k != top} w_k d_k^j`` with ``d = z - max z`` and ``w = exp(beta_l d)``.
+They are the row's loss at beta_l and its first three derivatives in beta, so each row's loss at
+beta* (and at any beta near it) follows by a third-order expansion, with no further pass:
+
+    l_i(beta) = f_i + D g_i + D^2 h_i / 2 + D^3 t_i / 6,    D = beta - beta_l
+
+The mean of these rows is exactly the fit's own expansion of the mean loss, so the per-sample
+recalibrated losses average to the epoch's L(T*). The expansion is only used within 1% of beta_l
+(the fit stops within 0.3%); further away the caller makes one more exact pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossacc_cli.metrics.temperature import T_MAX, T_MIN
+
+TAYLOR_MAX_STEP = 0.01
+"""The expansion is used up to |beta* - beta_l| <= 0.01 beta* (error ~ (0.01 beta d)^4 / 24)."""
+
+CROSSFIT_MIN_SAMPLES = 200
+"""A cross-fitted recalibrated loss needs at least this many samples (100 per half)."""
+
+CROSSFIT_MAX_STEP = 0.25
+"""... and each half's own beta within 25% of beta_l, where the expansion is still accurate."""
+
+CROSSFIT_SEED = 20260
+"""The halves are a fixed pseudo-random split of the rows (the same for every run of lossacc)."""
+
+
+@dataclass(frozen=True, eq=False)
+class RowSums:
+    """One exact pass at ``beta``: per-row power sums (float64, shape (N,)) and ``d_true`` =
+    z[label] - max z (or ln p[label] - max ln p)."""
+
+    beta: float
+    rest: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    s3: np.ndarray
+    d_true: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Recalibrated:
+    """An epoch's scores after dividing them by T* (per sample, shape (N,)).
+
+    Attributes
+    ----------
+    loss : float64
+        ``-ln softmax(z / T*)[label]`` in nats, >= 0 (higher is worse); averages to L(T*).
+    confidence : float64
+        ``max_k softmax(z / T*)_k`` in [1/K, 1].
+    crossfit_loss : float
+        Mean loss of each half of the samples at the temperature fitted on the other half
+        (nats; NaN below :data:`CROSSFIT_MIN_SAMPLES` samples): L(T*) without choosing T* on
+        the samples it is measured on.
+    """
+
+    loss: np.ndarray
+    confidence: np.ndarray
+    crossfit_loss: float
+
+
+def _row_terms(sums: RowSums) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's loss at ``sums.beta`` and its first three derivatives in beta."""
+    s0 = 1.0 + sums.rest
+    m1, m2, m3 = sums.s1 / s0, sums.s2 / s0, sums.s3 / s0
+    f = np.log1p(sums.rest) - sums.beta * sums.d_true
+    g = m1 - sums.d_true
+    h = np.maximum(m2 - m1 * m1, 0.0)
+    t = m3 - 3.0 * m1 * m2 + 2.0 * m1 * m1 * m1
+    return f, g, h, t
+
+
+def _expand(terms, step: float) -> np.ndarray:
+    f, g, h, t = terms
+    return f + step * (g + step * (0.5 * h + step * t / 6.0))
+
+
+def recalibrate(sums: RowSums, beta_star: float) -> Recalibrated:
+    """Per-sample loss and confidence at ``beta_star`` (within :data:`TAYLOR_MAX_STEP` of
+    ``sums.beta``), and the cross-fitted mean loss."""
+    terms = _row_terms(sums)
+    step = beta_star - sums.beta
+    loss = np.maximum(_expand(terms, step), 0.0)
+    # ln S0(beta*) = loss + beta* d_true >= 0: the top class keeps probability 1 / S0
+    log_s0 = np.maximum(loss + beta_star * sums.d_true, 0.0)
+    return Recalibrated(loss=loss, confidence=np.exp(-log_s0), crossfit_loss=_crossfit(terms, sums.beta))
+
+
+def _half_step(g: float, h: float, t: float) -> float:
+    """The root nearest 0 of g + D h + D^2 t / 2 (the cubic model's stationary point)."""
+    disc = h * h - 2.0 * t * g
+    if h <= 0:
+        return float("nan")
+    if disc < 0:
+        return -g / h
+    return float(-2.0 * g / (h + np.sqrt(disc)))
+
+
+def _crossfit(terms, beta_l: float) -> float:
+    f, g, h, t = terms
+    n = f.shape[0]
+    if n < CROSSFIT_MIN_SAMPLES:
+        return float("nan")
+    first = np.random.default_rng(CROSSFIT_SEED).random(n) < 0.5
+    halves = (first, ~first)
+    total = 0.0
+    for fit_on, measure_on in (halves, halves[::-1]):
+        step = _half_step(float(g[fit_on].mean()), float(h[fit_on].mean()), float(t[fit_on].mean()))
+        beta = min(max(beta_l + step, 1.0 / T_MAX), 1.0 / T_MIN) if np.isfinite(step) else float("nan")
+        if not np.isfinite(beta) or abs(beta - beta_l) > CROSSFIT_MAX_STEP * beta_l:
+            return float("nan")
+        other = tuple(x[measure_on] for x in terms)
+        total += float(np.maximum(_expand(other, beta - beta_l), 0.0).sum())
+    return total / n
+
+
+def as_given(loss: np.ndarray, confidence: np.ndarray) -> Recalibrated:
+    """The scores as they are (T = 1 for logits; for probabilities, without renormalising)."""
+    return Recalibrated(loss=loss, confidence=confidence, crossfit_loss=float(loss.mean()))
