@@ -1,4 +1,4 @@
-"""Options shared by every command, defined once; error handling at the CLI edge."""
+"""The CLI edge: expected faults to exit codes, the default path, the class-names file."""
 
 from __future__ import annotations
 
@@ -6,75 +6,17 @@ import contextlib
 import os
 import traceback
 import warnings
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 
 from lossacc_cli.errors import LossaccError
-from lossacc_cli.readers.model import ReadOptions
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-
-
-class ScoresChoice(str, Enum):
-    logits = "logits"
-    probs = "probs"
-
-
-PathArg = Annotated[
-    Optional[Path],
-    typer.Argument(help="Folder of per-epoch .parquet/.npz files, or one long-format Parquet file. "
-                   "Default: preds/ when it exists, else the current folder.", show_default=False),
-]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table (terminal) or json.")]
-TopOpt = Annotated[int, typer.Option("--top", min=1, help="How many samples/classes to list.")]
-OutputOpt = Annotated[
-    Optional[str], typer.Option("--output", "-o", help="Write the report to this file (atomically).")
-]
-SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Keep only rows whose split column equals this.")]
-LabelColOpt = Annotated[Optional[str], typer.Option("--label-col", help="Name of the label column.")]
-IdColOpt = Annotated[Optional[str], typer.Option("--id-col", help="Name of the sample-id column.")]
-ScoresOpt = Annotated[
-    Optional[ScoresChoice], typer.Option("--scores", help="Use logits or probs when a file has both.")
-]
-RenormOpt = Annotated[
-    bool, typer.Option("--renormalize", help="Rescale probability rows that do not sum to 1 (within 1e-3).")
-]
-ClassNamesOpt = Annotated[
-    Optional[Path], typer.Option("--class-names", help="File with one class name per line.")
-]
-EpochOpt = Annotated[str, typer.Option("--epoch", "-e", help="An epoch number, 'best' (lowest loss) or 'last'.")]
-FromOpt = Annotated[
-    Optional[str], typer.Option("--from", help="Earlier epoch: a number, 'best' or 'last'. Default: best.")
-]
-ToOpt = Annotated[Optional[str], typer.Option("--to", help="Later epoch: a number, 'best' or 'last'. Default: last.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal error.")]
-JobsOpt = Annotated[
-    int,
-    typer.Option("--jobs", min=0, help="CPU cores to use for reading epochs (0: all of them). "
-                 "The results do not depend on it."),
-]
 
 
 def resolve_path(path: Path | None) -> str:
     if path is not None:
         return str(path)
     return "preds" if Path("preds").is_dir() else "."
-
-
-def read_options(label_col, id_col, scores, split, renormalize) -> ReadOptions:
-    return ReadOptions(
-        label_col=label_col,
-        id_col=id_col,
-        scores=scores.value if scores is not None else None,
-        split=split,
-        renormalize=renormalize,
-    )
 
 
 def load_class_names(path: Path | None) -> tuple[str, ...] | None:

@@ -1,0 +1,23 @@
+"""`lossacc outliers`: one epoch's per-sample loss distribution and its outlying samples."""
+
+from __future__ import annotations
+
+from lossacc_cli.analysis.outliers import outlier_report
+from lossacc_cli.cli.common import cli_errors
+from lossacc_cli.cli.loading import load
+from lossacc_cli.cli.options import EpochOpt, Format, Shared, shared_options
+from lossacc_cli.cli.respond import respond
+from lossacc_cli.render.attribution import outliers_json, outliers_renderable
+
+
+@shared_options(top=True)
+def outliers(opts: Shared, epoch: EpochOpt = "last") -> None:
+    """The per-sample loss distribution at one epoch and the outlying samples.
+
+    Example: lossacc outliers --epoch 50 preds/
+    """
+    with cli_errors(opts.debug):
+        run = load(opts, progress=opts.fmt is Format.table)
+        rep = outlier_report(run, run.resolve_epoch(epoch, option="--epoch"), top=opts.top)
+        respond("outliers", opts.fmt, opts.output, lambda: outliers_json(rep),
+                lambda plain: outliers_renderable(rep, run.class_names, plain=plain))

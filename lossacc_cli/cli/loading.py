@@ -1,0 +1,65 @@
+"""Load the run a command asks for: progress on stderr, class names, one line per warning."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from lossacc_cli.analysis.run import Run, load_run
+from lossacc_cli.cli.common import load_class_names, one_line, resolve_path
+from lossacc_cli.cli.options import Shared
+from lossacc_cli.cli.output import stderr_console
+from lossacc_cli.errors import UsageError
+
+
+def load(opts: Shared, *, progress: bool = True) -> Run:
+    """The run at ``opts.path``, with a progress bar on stderr when it is a terminal and
+    ``progress`` is wanted (table output); warnings printed once each."""
+    err = stderr_console()
+    names = load_class_names(opts.class_names)
+    path = resolve_path(opts.path)
+    options = opts.read_options()
+    if progress and err.is_terminal:
+        from rich.progress import Progress
+
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task("reading epochs", total=None)
+            run = load_run(path, options, jobs=opts.jobs,
+                           on_epoch=lambda done, total: bar.update(task, completed=done, total=total))
+    else:
+        run = load_run(path, options, jobs=opts.jobs)
+    if names is not None:
+        if len(names) != run.n_classes:
+            raise UsageError(f"--class-names {opts.class_names}: {len(names)} names for {run.n_classes} classes")
+        run = dataclasses.replace(run, class_names=names)
+    for note in collapse_notes(run.notes, [r.source for r in run.records]):
+        err.print(f"warning: {one_line(note)}", markup=False, highlight=False, emoji=False)
+    return run
+
+
+def collapse_notes(notes, sources) -> list[str]:
+    """One line for a note that every epoch file repeats: ``"<file>: text"`` for 100 files becomes
+    ``"text (100 files: epoch_001.npz, epoch_002.npz, ...)"``."""
+    known = set(sources)
+    groups: dict[str, list[str]] = {}
+    out: list[object] = []
+    for note in notes:
+        prefix, sep, rest = note.partition(": ")
+        if sep and prefix in known:
+            if rest not in groups:
+                groups[rest] = []
+                out.append(rest)
+            groups[rest].append(prefix)
+        else:
+            out.append((note,))
+    lines = []
+    for item in out:
+        if isinstance(item, tuple):
+            lines.append(item[0])
+            continue
+        files = groups[item]
+        if len(files) == 1:
+            lines.append(f"{files[0]}: {item}")
+        else:
+            shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+            lines.append(f"{item} ({len(files)} files: {shown})")
+    return lines
