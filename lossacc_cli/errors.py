@@ -1,11 +1,14 @@
 """One base exception; subclasses say which input was wrong.
 
-Only the CLI maps these to exit codes (both are exit code 2: the tool could not judge).
+Only the CLI maps these to exit codes: every :class:`LossaccError` is exit code 2 (the tool could
+not judge); any other exception is a bug, exit code 3.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from lossacc_cli.text import shown
 
 _MAX_IDS_SHOWN = 5
 
@@ -22,12 +25,16 @@ class InputError(LossaccError):
     """An input file is missing, unreadable or holds invalid values."""
 
 
+class OutputError(LossaccError):
+    """The report cannot be written where it was asked for (or must not be: it is an input)."""
+
+
 def format_ids(ids: Sequence[object], count: int | None = None) -> str:
     """``"17 rows, first ids: a17, a203, b9"`` for the first few offending sample ids."""
     count = len(ids) if count is None else count
-    shown = ", ".join(str(i) for i in list(ids)[:_MAX_IDS_SHOWN])
+    first = ", ".join(shown(i) for i in list(ids)[:_MAX_IDS_SHOWN])
     noun = "row" if count == 1 else "rows"
-    return f"{count} {noun}, first ids: {shown}" if shown else f"{count} {noun}"
+    return f"{count} {noun}, first ids: {first}" if first else f"{count} {noun}"
 
 
 def input_error(

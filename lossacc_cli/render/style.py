@@ -8,6 +8,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from lossacc_cli.text import shown
+
 
 def nats(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:.4f}"
@@ -23,8 +25,10 @@ def num(x: float, digits: int = 3) -> str:
 
 class PlainTable(Table):
     """A rich table whose headers and cells are literal text (never parsed as markup: ids and
-    column names such as ``p[label]`` contain brackets). Its heading prints as a line of its own above
-    the table, so a long heading is not wrapped to the width of a narrow table."""
+    column names such as ``p[label]`` contain brackets), with control characters escaped
+    (:func:`~lossacc_cli.text.shown`: an id holding ``ESC [ 2 J`` prints as ``\\x1b[2J``). Its
+    heading prints as a line of its own above the table, so a long heading is not wrapped to the
+    width of a narrow table."""
 
     heading: Text | None = None
 
@@ -34,10 +38,10 @@ class PlainTable(Table):
         yield from super().__rich_console__(console, options)
 
     def add_column(self, header="", *args, **kwargs):
-        return super().add_column(Text(str(header)), *args, **kwargs)
+        return super().add_column(Text(shown(header)), *args, **kwargs)
 
     def add_row(self, *cells, **kwargs):
-        return super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+        return super().add_row(*(Text(shown(c)) if isinstance(c, str) else c for c in cells), **kwargs)
 
 
 def prob(x: float) -> str:
@@ -53,7 +57,7 @@ def new_table(title: str | None, *, plain: bool) -> Table:
         table = PlainTable(box=None, show_edge=False, pad_edge=False, header_style="")
     else:
         table = PlainTable(box=box.SIMPLE_HEAVY, header_style="bold")
-    table.heading = Text(title, style="" if plain else "bold") if title else None
+    table.heading = Text(shown(title), style="" if plain else "bold") if title else None
     return table
 
 
