@@ -11,8 +11,14 @@ PATH is one of:
 - a single NPZ file: one epoch.
 
 The epoch number comes from an ``epoch`` column/array when present (constant within a
-per-epoch file), otherwise from the last integer in the file name. Only one directory level
-is listed (plus the ``epoch=N`` folders), so symbolic-link loops cannot make it recurse.
+per-epoch file), otherwise from the file name: an ``epoch=N`` key in it (Lightning's
+``epoch=1-step=500.npz``), else its last integer. Only one directory level is listed (plus the
+``epoch=N`` folders), so symbolic-link loops cannot make it recurse. Only regular files are read:
+a FIFO, socket, device or broken link named like an epoch file is an error that says what it is.
+
+A run in progress: when the newest epoch file is still being written (a Parquet file without its
+footer, a zip without its central directory, an empty file) and the others are complete, it is
+skipped with a note naming it; ``ReadOptions(strict=True)`` makes it an error.
 """
 
 from __future__ import annotations
@@ -20,19 +26,23 @@ from __future__ import annotations
 import os
 import re
 import stat
+import zipfile
 
 import numpy as np
 
 from lossacc_cli.errors import InputError, input_error
 from lossacc_cli.readers import npz, parquet
+from lossacc_cli.readers.files import describe, not_regular, open_regular
 from lossacc_cli.readers.model import EpochSource, ReadOptions
 from lossacc_cli.readers.validate import display_path, file_error
 
 FORMATS = {".parquet": "parquet", ".npz": "npz"}
 _EPOCH_FOLDER = re.compile(r"epoch=([0-9]+)")
+_EPOCH_KEY = re.compile(r"(?:^|[^a-z0-9])epoch=([0-9]+)", re.IGNORECASE)
 _PART_FILE = re.compile(r"part[-_]")
 _INTEGER = re.compile(r"[0-9]+")
 _SHOWN = 5
+MAX_EPOCH = (1 << 63) - 1
 
 
 def data_format(name: str) -> str | None:
@@ -41,16 +51,22 @@ def data_format(name: str) -> str | None:
 
 
 def epoch_from_name(name: str) -> int | None:
-    """The last integer in a file name, extension excluded; None when there is none.
+    """The epoch a file name gives: an ``epoch=N`` key, else the last integer (extension
+    excluded); None when there is none.
 
     >>> epoch_from_name("epoch_050.parquet"), epoch_from_name("val-ep50.npz")
     (50, 50)
     >>> epoch_from_name("run3_epoch12.npz"), epoch_from_name("preds.npz") is None
     (12, True)
+    >>> epoch_from_name("epoch=1-step=500.npz")
+    1
     """
     stem = os.path.basename(name)
     if data_format(stem):
         stem = os.path.splitext(stem)[0]
+    key = _EPOCH_KEY.search(stem)
+    if key:
+        return int(key.group(1))
     found = _INTEGER.findall(stem)
     return int(found[-1]) if found else None
 
@@ -81,20 +97,26 @@ def discover(
         Missing path, unsupported file, no epochs, two files claiming one epoch, a file whose
         epoch cannot be told, or an unreadable file.
     """
-    del options  # nothing in ReadOptions changes discovery
+    strict = options.strict if options is not None else False
     root = os.fsdecode(os.fspath(path))
     label = display_path(root)
     try:
         info = os.stat(root)
     except FileNotFoundError:
-        raise InputError(f"{label}: no such file or directory") from None
+        kind = describe(root)
+        raise InputError(f"{label}: {kind or 'no such file or directory'}") from None
     except OSError as exc:
+        kind = describe(root)
+        if kind is not None and not kind.startswith(("no such", "permission")):
+            raise not_regular(label, kind) from None
         raise file_error(label, "path", exc) from None
     if stat.S_ISDIR(info.st_mode):
         own = _EPOCH_FOLDER.fullmatch(os.path.basename(os.path.normpath(root)))
         if own:  # PATH is itself one epoch=N folder of part files
             return _discover_epoch_folder(root, int(own.group(1)))
-        return _discover_folder(root)
+        return _discover_folder(root, strict)
+    if not stat.S_ISREG(info.st_mode):
+        raise not_regular(label, describe(root) or "not a regular file")
     return _discover_file(root), ()
 
 
@@ -135,6 +157,10 @@ def _file_epoch(path: str, fmt: str, values: np.ndarray | None) -> int:
     if values is not None and values.size == 1:
         return int(values[0])
     from_name = epoch_from_name(os.path.basename(path))
+    if from_name is not None and from_name > MAX_EPOCH:
+        raise input_error(
+            label, "epoch", f"the epoch number in the file name is beyond the int64 range ({from_name})"
+        )
     if from_name is None:
         raise input_error(
             label,
@@ -150,14 +176,15 @@ def _file_epoch(path: str, fmt: str, values: np.ndarray | None) -> int:
 def _scan(folder: str) -> list[tuple[str, str, str]]:
     """``(name, path, kind)`` for the entries of one folder, sorted by name.
 
-    kind is ``dir``, ``file`` or ``other`` (broken link, link loop, socket ...). Directory
-    links are followed one level only, never recursed into.
+    kind is ``dir``, ``file`` (a regular file, or a link to one) or ``other`` (FIFO, socket,
+    device, broken link, link loop ...: :func:`~lossacc_cli.readers.files.describe` names it).
+    Directory links are followed one level only, never recursed into.
     """
     try:
         with os.scandir(folder) as entries:
             found = []
             for entry in entries:
-                try:
+                try:  # is_file() is true for regular files only (and links to them)
                     kind = "dir" if entry.is_dir() else "file" if entry.is_file() else "other"
                 except OSError:  # e.g. a link pointing at itself
                     kind = "other"
@@ -181,10 +208,15 @@ def folder_parts(folder: str) -> tuple[list[str], list[str]]:
         if kind == "file" and data_format(name):
             parts.append(path)
         elif kind == "other" and data_format(name):
-            raise InputError(f"{display_path(path)}: cannot read file (broken link or link loop)")
+            raise _not_a_file(path)
         else:
             ignored.append(f"{display_path(os.path.basename(folder))}/{display_path(name)}")
     return parts, ignored
+
+
+def _not_a_file(path: str) -> InputError:
+    """The error for an entry named like an epoch file that is no regular file."""
+    return not_regular(display_path(path), describe(path) or "not a regular file")
 
 
 def long_parts(folder: str) -> list[str]:
@@ -196,7 +228,7 @@ def long_parts(folder: str) -> list[str]:
     ]
 
 
-def _discover_folder(root: str) -> tuple[list[EpochSource], tuple[str, ...]]:
+def _discover_folder(root: str, strict: bool = False) -> tuple[list[EpochSource], tuple[str, ...]]:
     label = display_path(root)
     files: list[tuple[str, str]] = []
     folders: list[tuple[int, str]] = []
@@ -210,7 +242,7 @@ def _discover_folder(root: str) -> tuple[list[EpochSource], tuple[str, ...]]:
         elif kind == "file" and data_format(name):
             files.append((name, path))
         elif kind == "other" and data_format(name):
-            raise InputError(f"{display_path(path)}: cannot read file (broken link or link loop)")
+            raise _not_a_file(path)
         else:
             ignored.append(display_path(name) + ("/" if kind == "dir" else ""))
     notes: list[str] = []
@@ -220,9 +252,17 @@ def _discover_folder(root: str) -> tuple[list[EpochSource], tuple[str, ...]]:
         sources = _long_folder(root, [path for _, path in files])
     else:
         claims: list[tuple[EpochSource, str]] = []
+        unfinished: list[tuple[str, str, InputError]] = []
         for name, path in files:
             fmt = data_format(name) or "parquet"
-            epoch = _file_epoch(path, fmt, _epoch_values(path, fmt))
+            try:
+                epoch = _file_epoch(path, fmt, _epoch_values(path, fmt))
+            except InputError as exc:
+                state = unfinished_state(path, fmt)
+                if state is None:
+                    raise
+                unfinished.append((path, state, exc))
+                continue
             claims.append((EpochSource(epoch, path, fmt), display_path(path)))
         for epoch, path in folders:
             parts, inner = folder_parts(path)
@@ -232,12 +272,56 @@ def _discover_folder(root: str) -> tuple[list[EpochSource], tuple[str, ...]]:
                 continue
             source = EpochSource(epoch, path, _parts_format(path, parts))
             claims.append((source, display_path(path)))
+        notes.extend(_skip_unfinished(unfinished, claims, strict))
         sources = _unique_epochs(claims, label)
     if not sources:
         seen = f" (only {_shown(ignored)})" if ignored else ""
         raise InputError(f"{label}: no .parquet or .npz epoch files found{seen}")
     notes.extend(_ignored_note(ignored, label))
     return sources, tuple(notes)
+
+
+def unfinished_state(path: str, fmt: str) -> str | None:
+    """How a file that cannot be read looks when a writer has not finished it yet: ``"empty"``,
+    ``"no Parquet footer yet"`` or ``"no zip central directory yet"``; None when it looks
+    damaged or foreign instead (it then stays an error)."""
+    try:
+        with open_regular(path) as (handle, info):
+            size = info.st_size
+            if size == 0:
+                return "empty"
+            head = handle.read(4)
+            if fmt == "parquet" and head == b"PAR1":
+                handle.seek(max(0, size - 4))
+                return "no Parquet footer yet" if size < 12 or handle.read(4) != b"PAR1" else None
+            if fmt == "npz" and head == b"PK\x03\x04":
+                handle.seek(0)
+                return None if zipfile.is_zipfile(handle) else "no zip central directory yet"
+    except (OSError, InputError):
+        return None
+    return None
+
+
+def _skip_unfinished(
+    unfinished: list[tuple[str, str, InputError]], claims: list[tuple[EpochSource, str]], strict: bool
+) -> list[str]:
+    """Notes for the unfinished newest epoch file that is skipped; raises for any other."""
+    if not unfinished:
+        return []
+    newest = max((source.epoch for source, _ in claims), default=None)
+    path, state, exc = unfinished[0]
+    from_name = epoch_from_name(os.path.basename(path))
+    skippable = (
+        len(unfinished) == 1 and newest is not None and from_name is not None
+        and from_name > newest
+    )
+    if not skippable:
+        raise exc
+    label = display_path(path)
+    if strict:
+        raise InputError(f"{exc}; it looks unfinished ({state}): a run still being written?")
+    return [f"skipped {label}: unfinished ({state}), the newest epoch of a run still being "
+            "written? (--strict makes this an error)"]
 
 
 def _shown(names: list[str]) -> str:

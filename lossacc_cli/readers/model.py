@@ -24,6 +24,8 @@ class ReadOptions:
     scores: Literal["logits", "probs"] | None = None
     split: str | None = None
     renormalize: bool = False
+    strict: bool = False
+    """Refuse, rather than skip with a warning, a newest epoch file still being written."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,6 +7,7 @@ input error and never unpickled.
 
 from __future__ import annotations
 
+import os
 import struct
 import zipfile
 import zlib
@@ -18,6 +19,8 @@ import numpy as np
 from numpy.lib.npyio import NpzFile
 
 from lossacc_cli.errors import InputError, input_error
+from lossacc_cli.readers.budget import Budget, npz_member_claim
+from lossacc_cli.readers.files import changed_error, open_regular, same_file
 from lossacc_cli.readers.model import EpochData, ReadOptions
 from lossacc_cli.readers.parquet import (
     STREAM_BATCH_BYTES,
@@ -31,6 +34,7 @@ from lossacc_cli.readers.validate import (
     build_epoch,
     choose_layout,
     display_path,
+    epoch_numbers,
     file_error,
 )
 
@@ -44,57 +48,125 @@ _ARCHIVE_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error
 OBJECT_PROBLEM = "object arrays are not read: they would need unpickling"
 OBJECT_HINT = "save numbers, or strings as a fixed-width array (e.g. ids.astype(str))"
 
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")  # a member's local header; an empty archive
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+class Archive:
+    """An NPZ archive opened by :func:`open_npz`: its arrays, each checked before it is loaded
+    (no object arrays; a header claiming more than the member holds or the budget allows is
+    refused before numpy allocates it)."""
+
+    def __init__(self, npz: NpzFile, label: str, handle, info: os.stat_result, budget: Budget) -> None:
+        self.npz, self.label, self.handle, self.info, self.budget = npz, label, handle, info, budget
+        self.files = npz.files
+        self.zip = npz.zip
+
+    def member(self, name: str) -> zipfile.ZipInfo:
+        """The zip entry holding array ``name`` (``name.npy``, or ``name`` itself)."""
+        try:
+            return self.zip.getinfo(f"{name}.npy")
+        except KeyError:
+            return self.zip.getinfo(name)
+
+    def header(self, name: str) -> tuple[tuple[int, ...], bool, np.dtype, int] | None:
+        """``(shape, fortran_order, dtype, header bytes)`` from the member's .npy header (a plain
+        literal, safe to parse) without loading the data; None when it is no standard header
+        (loading then reports it)."""
+        try:
+            with self.zip.open(self.member(name)) as stream:
+                version = np.lib.format.read_magic(stream)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+                else:
+                    return None
+                return tuple(shape), bool(fortran), dtype, stream.tell()
+        except (*_ARCHIVE_ERRORS, KeyError):
+            return None
+
+    def claim(self, name: str, header) -> None:
+        """Refuse an array whose header claims more than its member, the archive or the budget."""
+        shape, _, dtype, header_bytes = header
+        npz_member_claim(self.member(name), shape, dtype, header_bytes, self.info.st_size,
+                         self.label, name, self.budget)
+
+    def load(self, name: str) -> np.ndarray:
+        """One array of the archive; object arrays, claims beyond the file and damaged members
+        raise InputError."""
+        label = self.label
+        header = self.header(name)
+        if header is not None:
+            if header[2].hasobject:
+                raise input_error(label, name, OBJECT_PROBLEM, hint=OBJECT_HINT)
+            self.claim(name, header)
+        try:
+            value = self.npz[name]
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                raise input_error(label, name, OBJECT_PROBLEM, hint=OBJECT_HINT) from None
+            raise file_error(label, f"array '{name}'", exc) from None
+        except (*_ARCHIVE_ERRORS, KeyError) as exc:
+            raise file_error(label, f"array '{name}'", exc) from None
+        if not isinstance(value, np.ndarray):  # NpzFile hands back raw bytes for a member that is not .npy
+            raise file_error(label, f"array '{name}'", ValueError("the member is not a .npy array"))
+        return value
+
+    def changed(self) -> os.stat_result | None:
+        """The file's new stat when it changed since it was opened (a writer at work), else None."""
+        try:
+            now = os.fstat(self.handle.fileno())
+        except OSError:
+            return None
+        return None if same_file(self.info, now) else now
+
+
+def _sniff(handle, label: str) -> None:
+    """Refuse what is no zip archive by its first bytes, before any library guesses what it is
+    (numpy would try to unpickle it, and say so)."""
+    start = handle.read(8)
+    handle.seek(0)
+    if start.startswith(_ZIP_STARTS):
+        return
+    if not start:
+        raise InputError(f"{label}: cannot read NPZ file: the file is empty")
+    if start.startswith(_NPY_MAGIC):
+        raise InputError(f"{label}: cannot read NPZ file: it holds one .npy array, not named arrays")
+    if start.startswith(b"PAR1"):
+        raise InputError(f"{label}: cannot read NPZ file: it is a Parquet file; name it .parquet")
+    if start[:1] == b"\x80":
+        raise file_error(label, "NPZ file", "allow_pickle")  # a pickle: never loaded
+    raise InputError(
+        f"{label}: cannot read NPZ file: it does not start with a zip header (first bytes: "
+        f"{start[:4].hex(' ')})"
+    )
+
 
 @contextmanager
-def open_npz(path: str) -> Iterator[NpzFile]:
-    """The archive at ``path``, opened with ``allow_pickle=False``; failures -> InputError."""
+def open_npz(path: str, budget: Budget | None = None) -> Iterator[Archive]:
+    """The archive at ``path`` (a regular file), opened with ``allow_pickle=False``; failures ->
+    InputError. A file that changes while it is open (rewritten in place) is reported as such."""
     label = display_path(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except _ARCHIVE_ERRORS as exc:
-        raise file_error(label, "NPZ file", exc) from None
-    if not isinstance(archive, NpzFile):
-        raise InputError(
-            f"{label}: cannot read NPZ file: it holds one .npy array, not named arrays"
-        )
-    try:
-        yield archive
-    finally:
-        archive.close()
-
-
-def load_array(archive: NpzFile, name: str, label: str) -> np.ndarray:
-    """One array of the archive; object arrays and damaged members raise InputError."""
-    if _holds_objects(archive, name):
-        raise input_error(label, name, OBJECT_PROBLEM, hint=OBJECT_HINT)
-    try:
-        value = archive[name]
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise input_error(label, name, OBJECT_PROBLEM, hint=OBJECT_HINT) from None
-        raise file_error(label, f"array '{name}'", exc) from None
-    except (*_ARCHIVE_ERRORS, KeyError) as exc:
-        raise file_error(label, f"array '{name}'", exc) from None
-    if not isinstance(value, np.ndarray):  # NpzFile hands back raw bytes for a member that is not .npy
-        raise file_error(label, f"array '{name}'", ValueError("the member is not a .npy array"))
-    return value
-
-
-def _holds_objects(archive: NpzFile, name: str) -> bool:
-    """Peek at the .npy header (a plain literal, safe to parse) without loading the data."""
-    member = f"{name}.npy"
-    try:
-        with archive.zip.open(member) as stream:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                header = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                header = np.lib.format.read_array_header_2_0(stream)
-            else:
-                return False  # loading will tell
-    except (*_ARCHIVE_ERRORS, KeyError):
-        return False  # not a standard member, or damaged: loading reports it
-    return bool(header[2].hasobject)
+    with open_regular(path, label) as (handle, info):
+        _sniff(handle, label)
+        try:
+            npz = NpzFile(handle, own_fid=False, allow_pickle=False)
+        except _ARCHIVE_ERRORS as exc:
+            raise file_error(label, "NPZ file", exc) from None
+        archive = Archive(npz, label, handle, info, budget if budget is not None else Budget(label))
+        try:
+            yield archive
+        except InputError:
+            now = archive.changed()
+            if now is not None:
+                raise changed_error(label, info, now) from None
+            raise
+        finally:
+            npz.close()
+        now = archive.changed()
+        if now is not None:
+            raise changed_error(label, info, now)
 
 
 def epoch_values(path: str) -> np.ndarray | None:
@@ -103,10 +175,8 @@ def epoch_values(path: str) -> np.ndarray | None:
     with open_npz(path) as archive:
         if EPOCH not in archive.files:
             return None
-        values = load_array(archive, EPOCH, label)
-    if values.dtype.kind not in "iu":
-        raise input_error(label, EPOCH, f"must be integers, found {values.dtype}")
-    return np.unique(values.reshape(-1)).astype(np.int64)
+        values = archive.load(EPOCH)
+    return epoch_numbers(values.reshape(-1), label, EPOCH)
 
 
 def read_npz(paths: list[str], *, epoch: int, where: str, options: ReadOptions) -> EpochData:
@@ -129,9 +199,10 @@ def read_npz(paths: list[str], *, epoch: int, where: str, options: ReadOptions) 
         )
     layout = None
     parts: list[dict[str, np.ndarray]] = []
+    budget = Budget(where)
     for path in paths:
         label = display_path(path)
-        with open_npz(path) as archive:
+        with open_npz(path, budget) as archive:
             if layout is None:
                 layout = choose_layout(
                     archive.files,
@@ -146,9 +217,9 @@ def read_npz(paths: list[str], *, epoch: int, where: str, options: ReadOptions) 
                 raise input_error(
                     label, missing[0], "array missing in this part (present in the first)"
                 )
-            parts.append({name: load_array(archive, name, label) for name in layout.columns})
+            parts.append({name: archive.load(name) for name in layout.columns})
             if EPOCH in archive.files:
-                _check_epoch(load_array(archive, EPOCH, label), epoch, label)
+                _check_epoch(archive.load(EPOCH), epoch, label)
     if layout is None:
         raise InputError(f"{where}: no NPZ files to read")
     arrays = parts[0] if len(parts) == 1 else _concatenate(parts, where)
@@ -173,9 +244,7 @@ def read_npz(paths: list[str], *, epoch: int, where: str, options: ReadOptions) 
 
 
 def _check_epoch(values: np.ndarray, epoch: int, label: str) -> None:
-    if values.dtype.kind not in "iu":
-        raise input_error(label, EPOCH, f"must be integers, found {values.dtype}")
-    found = np.unique(values.reshape(-1))
+    found = epoch_numbers(values.reshape(-1), label, EPOCH)
     if found.size and (found.size > 1 or found[0] != epoch):
         shown = ", ".join(str(v) for v in found[:10].tolist())
         raise input_error(label, EPOCH, f"epoch array holds {shown}, expected only {epoch}")
@@ -191,15 +260,19 @@ def _concatenate(parts: list[dict[str, np.ndarray]], where: str) -> dict[str, np
     return out
 
 
-# --- streaming: the scores memory-mapped -------------------------------------------------------
+# --- streaming: the scores read block by block ---------------------------------------------------
 
 
 def stream_npz(
     paths: list[str], *, epoch: int, where: str, options: ReadOptions
 ) -> EpochStream | None:
-    """Open one epoch for streaming its (N, K) scores: memory-mapped where the archive stores them
-    uncompressed (``np.savez``), inflated block by block where it deflates them
-    (``np.savez_compressed``).
+    """Open one epoch for streaming its (N, K) scores: read block by block into one matrix where
+    the archive stores them uncompressed (``np.savez``), inflated block by block where it deflates
+    them (``np.savez_compressed``).
+
+    The scores are read (``pread``), never memory-mapped: a file truncated or rewritten in place
+    while it is read then gives a short read or a changed stat, which is reported, where a memory
+    map would kill the process with SIGBUS.
 
     None when the epoch is better read whole: binary or compact layouts, and score arrays in
     Fortran order or with an unusual header. Everything but the scores is read and validated
@@ -214,9 +287,10 @@ def stream_npz(
     layout = None
     parts: list[dict[str, np.ndarray]] = []
     maps: list[_Member] = []
+    budget = Budget(where)
     for path in paths:
         label = display_path(path)
-        with open_npz(path) as archive:
+        with open_npz(path, budget) as archive:
             if layout is None:
                 layout = choose_layout(
                     archive.files, source=where, options=options, label_aliases=LABEL_ALIASES,
@@ -229,11 +303,10 @@ def stream_npz(
                 raise input_error(label, missing[0], "array missing in this part")
             score_name = layout.scores[0]
             parts.append(
-                {name: load_array(archive, name, label) for name in layout.columns
-                 if name != score_name}
+                {name: archive.load(name) for name in layout.columns if name != score_name}
             )
             if EPOCH in archive.files:
-                _check_epoch(load_array(archive, EPOCH, label), epoch, label)
+                _check_epoch(archive.load(EPOCH), epoch, label)
             member = _map_member(archive, path, score_name)
             if member is None:
                 return None
@@ -270,41 +343,52 @@ def stream_npz(
 
     return EpochStream(
         header=header, n_classes=n_classes, dtype=dtype, order="C", batches=batches,
-        decoded=not all(member.mapped for member in maps),
+        decoded=not all(member.stored for member in maps),
     )
 
 
 class _Member:
-    """The ``.npy`` member holding the scores: memory-mapped when stored uncompressed, else
-    inflated block by block into an array of its own (``np.load`` would need the same memory)."""
+    """The ``.npy`` member holding the scores: read from the file into an array of its own when
+    stored uncompressed, else inflated block by block (``np.load`` would need the same memory)."""
 
     def __init__(self, path: str, name: str, start: int, data: int, size: int, crc: int,
-                 shape: tuple[int, int], dtype: np.dtype, mapped: bool) -> None:
+                 shape: tuple[int, int], dtype: np.dtype, stored: bool, info: os.stat_result) -> None:
         self.path, self.name, self.start, self.data, self.size = path, name, start, data, size
-        self.crc, self.shape, self.dtype, self.mapped = crc, shape, dtype, mapped
+        self.crc, self.shape, self.dtype, self.stored, self.info = crc, shape, dtype, stored, info
 
     def blocks(self, kind: str, where: str) -> Iterator[np.ndarray]:
         """Row blocks of the array, checked; the member's CRC-32 is verified after the last one."""
         row_bytes = max(1, self.shape[1] * self.dtype.itemsize)
         step = max(1, STREAM_BATCH_BYTES // row_bytes)
-        if not self.mapped:
-            yield from self._inflated(kind, where, step)
-            return
-        raw = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.start, shape=(self.size,))
+        label = display_path(self.path)
+        with open_regular(self.path, label) as (handle, info):
+            if not same_file(self.info, info):
+                raise StreamRejected(f"{where}: the file changed since it was opened")
+            if self.stored:
+                yield from self._read(handle, kind, where, step, row_bytes)
+            else:
+                yield from self._inflated(handle, kind, where, step)
+            if not same_file(self.info, os.fstat(handle.fileno())):
+                raise StreamRejected(f"{where}: the file changed while it was being read")
+
+    def _read(self, handle, kind: str, where: str, step: int, row_bytes: int) -> Iterator[np.ndarray]:
+        fd = handle.fileno()
         header = self.data - self.start
-        crc = zlib.crc32(raw[:header])
-        matrix = raw[header:].view(self.dtype).reshape(self.shape)
+        crc = zlib.crc32(_pread(fd, header, self.start, where))
+        matrix = np.empty(self.shape, dtype=self.dtype)
         for start in range(0, self.shape[0], step):
             block = matrix[start : start + step]
-            crc = zlib.crc32(raw[header + start * row_bytes : header + (start + step) * row_bytes], crc)
+            view = memoryview(block).cast("B")
+            _pread_into(fd, view, self.data + start * row_bytes, where)
+            crc = zlib.crc32(view, crc)
             check_scores(kind, block, where)
             yield block
         if crc != self.crc:
             raise StreamRejected(f"{where}: CRC-32 of the scores does not match the archive")
 
-    def _inflated(self, kind: str, where: str, step: int) -> Iterator[np.ndarray]:
+    def _inflated(self, handle, kind: str, where: str, step: int) -> Iterator[np.ndarray]:
         matrix = np.empty(self.shape, dtype=self.dtype)
-        with zipfile.ZipFile(self.path) as archive, archive.open(f"{self.name}.npy") as stream:
+        with zipfile.ZipFile(handle) as archive, archive.open(self.name) as stream:
             version = np.lib.format.read_magic(stream)
             read_header = (
                 np.lib.format.read_array_header_1_0 if version == (1, 0)
@@ -326,37 +410,45 @@ class _Member:
             stream.read(1)  # at the end: zipfile checks the CRC-32 here
 
 
-def _map_member(archive: NpzFile, path: str, name: str) -> _Member | None:
+def _pread(fd: int, size: int, offset: int, where: str) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise StreamRejected(f"{where}: the file ends early (changed while it was being read?)")
+    return data
+
+
+def _pread_into(fd: int, view: memoryview, offset: int, where: str) -> None:
+    """Fill ``view`` from ``offset``; a short read (the file truncated meanwhile) raises."""
+    filled = 0
+    while filled < view.nbytes:
+        got = os.preadv(fd, [view[filled:]], offset + filled)
+        if not got:
+            raise StreamRejected(f"{where}: the file ends early (changed while it was being read?)")
+        filled += got
+
+
+def _map_member(archive: Archive, path: str, name: str) -> _Member | None:
     """Where the ``name`` array lies in the file; None when it is better loaded whole."""
     try:
-        info = archive.zip.getinfo(f"{name}.npy")
+        info = archive.member(name)
     except KeyError:
         return None
     if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         return None
-    with open(path, "rb") as handle:
-        handle.seek(info.header_offset)
-        local = handle.read(30)
-        if len(local) != 30 or local[:4] != b"PK\x03\x04":
-            return None
-        name_length, extra_length = struct.unpack("<HH", local[26:30])
-        start = info.header_offset + 30 + name_length + extra_length
-    with archive.zip.open(info) as stream:
-        try:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-            else:
-                return None
-        except ValueError:
-            return None
-        header = stream.tell()
+    local = os.pread(archive.handle.fileno(), 30, info.header_offset)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        return None
+    name_length, extra_length = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + name_length + extra_length
+    header = archive.header(name)
+    if header is None:
+        return None
+    shape, fortran, dtype, header_bytes = header
     if fortran or dtype.hasobject or dtype.kind != "f" or len(shape) != 2:
         return None
-    if header + shape[0] * shape[1] * dtype.itemsize != info.file_size:
+    if header_bytes + shape[0] * shape[1] * dtype.itemsize != info.file_size:
         return None
-    mapped = info.compress_type == zipfile.ZIP_STORED
-    return _Member(path, name, start, start + header, info.file_size, info.CRC, tuple(shape),
-                   dtype, mapped)
+    archive.claim(name, header)  # the scores are kept while the epoch is reduced
+    stored = info.compress_type == zipfile.ZIP_STORED
+    return _Member(path, info.filename, start, start + header_bytes, info.file_size, info.CRC,
+                   tuple(shape), dtype, stored, archive.info)

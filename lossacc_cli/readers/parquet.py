@@ -8,6 +8,7 @@ input float dtype.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -18,6 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lossacc_cli.errors import InputError, input_error
+from lossacc_cli.readers.budget import Budget, memory_budget, parquet_claim
+from lossacc_cli.readers.files import native_path, open_regular
 from lossacc_cli.readers.model import EpochData, ReadOptions
 from lossacc_cli.readers.validate import (
     CLASS_NAMES_KEY,
@@ -27,6 +30,7 @@ from lossacc_cli.readers.validate import (
     build_epoch,
     choose_layout,
     display_path,
+    epoch_numbers,
     file_error,
 )
 
@@ -89,34 +93,56 @@ EPOCH = "epoch"
 SPLIT = "split"
 
 
+class CheckedParquetFile(pq.ParquetFile):
+    """A ParquetFile opened by :func:`open_parquet`, with the stat of the file it opened."""
+
+    file_size: int = 0
+    file_stat: os.stat_result | None = None
+
+
 @contextmanager
-def open_parquet(path: str, **kwargs: object) -> Iterator[pq.ParquetFile]:
-    """A ParquetFile for ``path`` (``kwargs`` go to it); any Arrow/OS failure inside becomes an
-    InputError."""
+def open_parquet(path: str, **kwargs: object) -> Iterator[CheckedParquetFile]:
+    """A ParquetFile for ``path`` (``kwargs`` go to it), opened only when it is a regular file;
+    any Arrow/OS failure inside becomes an InputError."""
     label = display_path(path)
-    handle = None
-    try:
+    with open_regular(path, label) as (handle, info):
+        native = native_path(handle, path)
         try:
-            path.encode("utf-8")
-            source: object = path
-        except UnicodeEncodeError:
-            # Arrow's file system wants UTF-8 paths; a Python file object takes any name.
-            handle = open(path, "rb")
-            source = handle
-        parquet_file = pq.ParquetFile(source, **kwargs)
-    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
-        if handle is not None:
-            handle.close()
-        raise file_error(label, "Parquet file", exc) from None
-    try:
-        yield parquet_file
-    except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
-        # UnicodeDecodeError: a column name in the footer that is not UTF-8
-        raise file_error(label, "Parquet file", exc) from None
-    finally:
-        parquet_file.close()
-        if handle is not None:
-            handle.close()
+            try:
+                native.encode("utf-8")
+                source: object = native
+            except UnicodeEncodeError:
+                # Arrow's file system wants UTF-8 paths; a Python file object takes any name.
+                source = handle
+            parquet_file = CheckedParquetFile(source, **kwargs)
+        except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
+            raise file_error(label, "Parquet file", _arrow_reason(exc, native)) from None
+        parquet_file.file_size = info.st_size
+        parquet_file.file_stat = info
+        try:
+            yield parquet_file
+        except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
+            # UnicodeDecodeError: a column name in the footer that is not UTF-8
+            raise file_error(label, "Parquet file", _arrow_reason(exc, native)) from None
+        finally:
+            parquet_file.close()
+
+
+def _arrow_reason(exc: BaseException, native: str) -> str:
+    """Arrow's message without the name it opened the file by (``/proc/self/fd/N``)."""
+    text = str(exc).strip()
+    text = text.replace(f"Could not open Parquet input source '{native}': ", "")
+    return text.replace(native, "the file") or type(exc).__name__
+
+
+def check_claims(parquet_file: CheckedParquetFile, groups: list[int] | None, columns: list[str],
+                 label: str, budget: Budget) -> None:
+    """Refuse a read of ``columns`` from ``groups`` (None: all) whose footer claims more than the
+    file or the budget can hold (see :mod:`lossacc_cli.readers.budget`)."""
+    meta = parquet_file.metadata
+    if groups is None:
+        groups = list(range(meta.num_row_groups))
+    parquet_claim(meta, groups, columns, parquet_file.file_size, label, budget)
 
 
 def epoch_values(path: str) -> np.ndarray | None:
@@ -124,11 +150,16 @@ def epoch_values(path: str) -> np.ndarray | None:
 
     Reads only that column.
     """
+    label = display_path(path)
     with open_parquet(path) as parquet_file:
         if EPOCH not in parquet_file.schema_arrow.names:
             return None
+        check_claims(parquet_file, None, [EPOCH], label, Budget(label))
         column = parquet_file.read(columns=[EPOCH]).column(EPOCH)
-    return _distinct_epochs(column, display_path(path))
+        stamp = _stamp(parquet_file.file_stat)
+    values = _distinct_epochs(column, label)
+    _EPOCH_COUNTS[path] = (stamp, int(values.size))
+    return values
 
 
 def _distinct_epochs(column: pa.ChunkedArray, label: str) -> np.ndarray:
@@ -138,8 +169,7 @@ def _distinct_epochs(column: pa.ChunkedArray, label: str) -> np.ndarray:
         )
     if column.null_count:
         raise input_error(label, EPOCH, "null epochs", count=column.null_count)
-    values = pc.unique(column).to_numpy(zero_copy_only=False).astype(np.int64)
-    return np.sort(values)
+    return epoch_numbers(pc.unique(column).to_numpy(zero_copy_only=False), label, EPOCH)
 
 
 def _choose_layout(schema: pa.Schema, where: str, options: ReadOptions) -> Layout:
@@ -186,16 +216,34 @@ def read_parquet(
     types: dict[str, pa.DataType] = {}
     columns: list[str] = []
     class_names = None
+    budget = Budget(where)
     for path in paths:
+        label = display_path(path)
+        grouped = _GROUPED.get(path) if long else None
+        if grouped is not None and grouped.current():
+            # a long-format file read once already: this epoch's rows are a slice of it
+            schema = grouped.schema
+            if layout is None:
+                layout = _choose_layout(schema, where, options)
+                columns, types, class_names = _plan_columns(schema, layout, where, long)
+            _check_same_columns(schema, types, label)
+            if set(columns) <= grouped.columns:
+                tables.append(grouped.rows(epoch, columns))
+                continue
         with open_parquet(path) as parquet_file:
             schema = parquet_file.schema_arrow
             if layout is None:
                 layout = _choose_layout(schema, where, options)
                 columns, types, class_names = _plan_columns(schema, layout, where, long)
-            _check_same_columns(schema, types, display_path(path))
+            _check_same_columns(schema, types, label)
             if long:
-                table = _epoch_rows(parquet_file, columns, epoch)
+                grouped = _group_long(path, parquet_file, columns, label, budget)
+                if grouped is not None:
+                    table = grouped.rows(epoch, columns)
+                else:
+                    table = _epoch_rows(parquet_file, columns, epoch, label, budget)
             else:
+                check_claims(parquet_file, None, columns, label, budget)
                 table = parquet_file.read(columns=columns)
         tables.append(table.replace_schema_metadata(None))
     if layout is None:
@@ -240,13 +288,105 @@ def _check_same_columns(schema: pa.Schema, types: dict[str, pa.DataType], label:
             )
 
 
-def _epoch_rows(parquet_file: pq.ParquetFile, columns: list[str], epoch: int) -> pa.Table:
+def _epoch_rows(parquet_file: CheckedParquetFile, columns: list[str], epoch: int, label: str,
+                budget: Budget) -> pa.Table:
     """The rows of one epoch, skipping row groups whose statistics rule it out."""
     groups = _epoch_groups(parquet_file, epoch)
     if not groups:
         return parquet_file.schema_arrow.empty_table().select(columns)
+    check_claims(parquet_file, groups, columns, label, budget)
     table = parquet_file.read_row_groups(groups, columns=columns)
     return table.filter(pc.equal(table.column(EPOCH), epoch))
+
+
+# --- long format: a small file is read once, its rows grouped by epoch -------------------------
+
+LONG_GROUPED_BYTES = 256 << 20
+"""A long-format file whose footer claims at most this many decoded bytes, and whose row groups
+each hold several epochs, is read once and kept, its rows sorted by epoch, while its epochs are
+read: each epoch is then a slice (20,000 epochs of 3 samples in one row group: one read, not
+20,000). Otherwise each epoch reads (or streams) the row groups that can hold it."""
+
+_EPOCH_COUNTS: dict[str, tuple[tuple, int]] = {}  # path -> (stat stamp, distinct epochs), from discovery
+
+
+class _Grouped:
+    """The columns of one long-format file, rows in epoch order, and where each epoch lies."""
+
+    def __init__(self, path: str, stamp: tuple, schema: pa.Schema, table: pa.Table) -> None:
+        self.path, self.stamp, self.schema = path, stamp, schema
+        self.columns = set(table.column_names)
+        epochs = table.column(EPOCH).to_numpy()
+        if epochs.size > 1 and not (epochs[1:] >= epochs[:-1]).all():
+            order = np.argsort(epochs, kind="stable")  # rows keep their file order within an epoch
+            table, epochs = table.take(order), epochs[order]
+        self.table = table.replace_schema_metadata(None)
+        cuts = np.flatnonzero(epochs[1:] != epochs[:-1]) + 1
+        self.starts = np.concatenate([[0], cuts]).astype(np.int64)
+        self.ends = np.concatenate([cuts, [epochs.size]]).astype(np.int64)
+        self.epochs = epochs[self.starts] if epochs.size else epochs
+
+    def current(self) -> bool:
+        """True while the file on disk is still the one that was read."""
+        try:
+            return _stamp(os.stat(self.path)) == self.stamp
+        except OSError:
+            return False
+
+    def rows(self, epoch: int, columns: list[str]) -> pa.Table:
+        at = int(np.searchsorted(self.epochs, epoch))
+        if at == self.epochs.size or self.epochs[at] != epoch:
+            return self.table.slice(0, 0).select(columns)
+        return self.table.slice(int(self.starts[at]), int(self.ends[at] - self.starts[at])).select(columns)
+
+
+_GROUPED: dict[str, _Grouped] = {}
+
+
+def _read_grouped(path: str) -> bool:
+    """True when the long-format file at ``path`` is (or will be) read once, grouped by epoch."""
+    grouped = _GROUPED.get(path)
+    if grouped is not None and grouped.current():
+        return True
+    try:
+        with open_parquet(path) as parquet_file:
+            return _worth_grouping(path, parquet_file)
+    except InputError:
+        return False  # streaming reports it
+
+
+def _worth_grouping(path: str, parquet_file: CheckedParquetFile) -> bool:
+    """Small enough to keep, and each epoch would otherwise re-read row groups holding many
+    other epochs (more than two epochs per row group)."""
+    known = _EPOCH_COUNTS.get(path)
+    if known is None or known[0] != _stamp(parquet_file.file_stat):
+        return False
+    meta = parquet_file.metadata
+    if known[1] <= 2 * meta.num_row_groups:
+        return False
+    claimed = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    return claimed <= min(LONG_GROUPED_BYTES, memory_budget() // 2)
+
+
+def _stamp(info: os.stat_result) -> tuple:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _group_long(path: str, parquet_file: CheckedParquetFile, columns: list[str], label: str,
+                budget: Budget) -> _Grouped | None:
+    """Read a long-format file whole and keep it grouped by epoch when that is worth it
+    (:func:`_worth_grouping`); None otherwise."""
+    if not _worth_grouping(path, parquet_file):
+        return None
+    check_claims(parquet_file, None, columns, label, budget)
+    table = parquet_file.read(columns=columns)
+    grouped = _Grouped(path, _stamp(parquet_file.file_stat), parquet_file.schema_arrow, table)
+    # the files of the run being read (the parts of one long table), within the bound
+    _GROUPED.pop(path, None)
+    while _GROUPED and sum(g.table.nbytes for g in _GROUPED.values()) + table.nbytes > LONG_GROUPED_BYTES:
+        _GROUPED.pop(next(iter(_GROUPED)))
+    _GROUPED[path] = grouped
+    return grouped
 
 
 def _check_epoch_column(column: pa.ChunkedArray, epoch: int, where: str) -> None:
@@ -471,13 +611,16 @@ def stream_parquet(
     options: ReadOptions,
     long: bool = False,
 ) -> EpochStream | None:
-    """Open one epoch for streaming its (N, K) scores; None for layouts read whole (binary, compact).
+    """Open one epoch for streaming its (N, K) scores; None for layouts read whole (binary, compact)
+    and for long-format files small enough to be read once for all their epochs.
 
     The small columns (label, id, epoch, split) are read and validated first, exactly as
     :func:`read_parquet` would; the scores then arrive in record batches of about
     :data:`STREAM_BATCH_BYTES`, checked batch by batch. Any problem raises: the caller then reads
     the epoch with :func:`read_parquet`, whose message is the one to show.
     """
+    if long and all(_read_grouped(path) for path in paths):
+        return None
     layout: Layout | None = None
     types: dict[str, pa.DataType] = {}
     parts: list[tuple[str, list[int], pa.Table]] = []
@@ -486,6 +629,7 @@ def stream_parquet(
     small: list[str] = []
     score: _ScoreColumns | None = None
     counts = [0, 0]  # rows and score values in the row groups read
+    budget = Budget(where)
     for path in paths:
         with open_parquet(path) as parquet_file:
             schema = parquet_file.schema_arrow
@@ -496,10 +640,13 @@ def stream_parquet(
                 columns, types, class_names = _plan_columns(schema, layout, where, long)
                 small = [name for name in columns if name not in layout.scores]
                 score = _ScoreColumns(layout, types, where)
-            _check_same_columns(schema, types, display_path(path))
+            label = display_path(path)
+            _check_same_columns(schema, types, label)
             groups = list(range(parquet_file.metadata.num_row_groups))
             if long:
                 groups = _epoch_groups(parquet_file, epoch)
+            # the scores are kept while the epoch is reduced: they count with the rest
+            check_claims(parquet_file, groups, columns, label, budget)
             score.count(parquet_file.metadata, groups, counts)
             small_file = (
                 score.list_type is not None and not long and options.split is None

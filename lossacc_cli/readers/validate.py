@@ -17,6 +17,7 @@ import numpy as np
 
 from lossacc_cli.errors import InputError, input_error
 from lossacc_cli.readers.model import CompactStats, EpochData, ReadOptions, ScoreKind
+from lossacc_cli.text import shown
 
 PROB_TOL = 1e-3
 """Tolerance on probabilities: entries in [-tol, 1 + tol], row sums within tol of 1.
@@ -37,23 +38,42 @@ CLASS_NAMES_KEY = "lossacc.class_names"
 RENORMALIZE_HINT = "pass --renormalize to rescale"
 
 
-# Control characters and line separators in a file name would split a one-line message.
-_ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
-    c: f"\\u{c:04x}" for c in (0x2028, 0x2029)
-}
-
-
 def display_path(path: str | bytes | os.PathLike[str]) -> str:
     """A printable one-line form of a path: undecodable bytes in file names become ``\\xff``
-    escapes, and so do control characters (a newline is ``\\x0a``)."""
+    escapes, and so do control characters (a newline is ``\\x0a``); see :func:`lossacc_cli.text.shown`."""
     raw = os.fsencode(path)
-    return raw.decode("utf-8", errors="backslashreplace").translate(_ESCAPED)
+    return shown(raw.decode("utf-8", errors="backslashreplace"))
 
 
-def file_error(label: str, what: str, exc: BaseException) -> InputError:
-    """One line for a file that cannot be opened or decoded at all (no field involved)."""
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+PICKLE_REASON = "it holds pickled data (object arrays), which lossacc never loads"
+
+
+def file_error(label: str, what: str, exc: BaseException | str) -> InputError:
+    """One line for a file that cannot be opened or decoded at all (no field involved).
+
+    A library's advice to load pickles ("... using the allow_pickle= keyword") is never passed on.
+    """
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    if "allow_pickle" in text or "pickle.load" in text:
+        reason = PICKLE_REASON
     return InputError(f"{label}: cannot read {what}: {reason}")
+
+
+def epoch_numbers(values: np.ndarray, label: str, name: str = "epoch") -> np.ndarray:
+    """The sorted distinct epoch numbers in ``values``, as int64.
+
+    Epochs are integers within the int64 range: an unsigned 2**64 - 1 is refused, not wrapped
+    round to -1.
+    """
+    if values.dtype.kind not in "iu":
+        raise input_error(label, name, f"must be integers, found {values.dtype}", hint="cast to int64")
+    found = np.unique(values)
+    if found.dtype.kind == "u" and found.size and found[-1] > np.iinfo(np.int64).max:
+        raise input_error(
+            label, name, f"epoch {int(found[-1])} is beyond the int64 range (at most 2**63 - 1)"
+        )
+    return found.astype(np.int64)
 
 
 @dataclass
@@ -462,6 +482,10 @@ def _parse_class_names(raw: RawEpoch) -> tuple[str, ...] | None:
         names = json.loads(raw.class_names)
     except (ValueError, UnicodeDecodeError) as exc:
         raise input_error(raw.source, CLASS_NAMES_KEY, f"not valid JSON ({exc})") from None
+    except RecursionError:  # "[[[[..." thousands deep
+        raise input_error(
+            raw.source, CLASS_NAMES_KEY, "JSON nested too deeply; expected a JSON list of strings"
+        ) from None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise input_error(raw.source, CLASS_NAMES_KEY, "expected a JSON list of strings")
     return tuple(names)
@@ -592,12 +616,21 @@ def _wide_columns(names: list[str] | tuple[str, ...], prefix: str, source: str) 
     if not index:
         return ()
     n_classes = max(index) + 1
-    missing = [f"{prefix}_{k}" for k in range(n_classes) if k not in index]
-    if missing:
+    if len(index) < n_classes:
+        # The names claim K = max index + 1; only the first few gaps are listed (a name such as
+        # logit_99999999 must not make a list of 10**8 missing names).
+        missing = []
+        for k in range(n_classes):
+            if k not in index:
+                missing.append(f"{prefix}_{k}")
+                if len(missing) > 5:
+                    break
+        n_missing = n_classes - len(index)
         raise input_error(
             source,
             f"{prefix}_k",
-            f"wide columns {prefix}_0..{prefix}_{n_classes - 1} expected; "
-            f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""),
+            f"wide columns {prefix}_0..{prefix}_{n_classes - 1} expected; missing "
+            f"{', '.join(missing[:5])}" + (" ..." if n_missing > 5 else "")
+            + f" ({n_missing:,} of {n_classes:,})",
         )
     return tuple(index[k] for k in range(n_classes))
