@@ -26,6 +26,7 @@ from lossacc_cli.metrics.per_sample import SampleStats
 from lossacc_cli.metrics.stream import EpochReducer, aligned_chunks, reduce_epoch_data
 from lossacc_cli.metrics.summary import EpochSummary
 from lossacc_cli.readers import EpochStream, discover, read_epoch, stream_epoch
+from lossacc_cli.readers.consistency import LabelLedger
 from lossacc_cli.readers.model import EpochData, EpochSource, ReadOptions
 
 PARALLEL_MIN_BYTES = 4 << 20
@@ -384,9 +385,13 @@ def _in_processes(
 
     # fork: a worker starts in milliseconds with everything imported; elsewhere, spawn
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    # Ctrl-C reaches the whole process group: only this process handles it, and it stops the
+    # workers (a worker interrupted mid-task would leave the pool waiting for it forever)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                               initializer=_ignore_interrupts)
     pending: deque[Future] = deque()
     queued = iter(sources)
+    finished = False
     try:
         for source in queued:
             pending.append(pool.submit(reduce_source, source, options, threads))
@@ -398,8 +403,18 @@ def _in_processes(
                 pending.append(pool.submit(reduce_source, source, options, threads))
                 break
             yield result
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if not finished:  # an error or Ctrl-C: the epochs in flight are not wanted any more
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=finished, cancel_futures=True)
+
+
+def _ignore_interrupts() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def build_run(path: str, epochs: Iterable[EpochData], *, notes: tuple[str, ...] = ()) -> Run:
@@ -419,6 +434,7 @@ def _assemble(path: str, epochs: Iterable[ReducedEpoch], *, notes: tuple[str, ..
     """The run from reduced epochs in reading order: the checks across epochs, the id table."""
     notes = list(notes)
     table = _IdTable()
+    ledger = LabelLedger()  # every sample keeps its label across epochs
     records: list[EpochRecord] = []
     n_classes = None
     class_names = None
@@ -450,6 +466,7 @@ def _assemble(path: str, epochs: Iterable[ReducedEpoch], *, notes: tuple[str, ..
             notes.append(clip)
         rows = table.rows_for(data.ids)
         labels = data.labels
+        ledger.check(rows, labels, source=data.source, ids=data.ids, ids_from_rows=data.ids_from_rows)
         if records:  # epochs usually share labels and row order: keep one copy of each
             previous = records[-1]
             if np.array_equal(rows, previous.rows):
