@@ -1,12 +1,19 @@
 """`check` rules from configuration: `[tool.lossacc.check]` in the nearest pyproject.toml, or `[check]`
-in a lossacc.toml, looked up from the current folder upwards (command-line options override)."""
+in a lossacc.toml, looked up from the current folder upwards (command-line options override).
+
+A configuration file is read like any input: regular files only, bounded in size, UTF-8 TOML. A
+``pyproject.toml`` that cannot be parsed and never mentions lossacc belongs to some other tool:
+it ends the search without stopping the command. One that mentions lossacc, a ``lossacc.toml``
+and a ``--config`` file must parse.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from lossacc_cli.errors import UsageError
+from lossacc_cli.errors import LossaccError, UsageError
+from lossacc_cli.text import shown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -16,47 +23,111 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 KEYS = ("epoch", "max_loss", "min_accuracy", "max_ece", "max_loss_rise", "max_top1pct_share",
         "max_above_baseline", "fail_on")
 
+CONFIG_MAX_BYTES = 4 << 20
+"""A configuration file larger than this is refused unread (pyproject files are kilobytes)."""
+
+
+class _Unparsed(UsageError):
+    """A configuration file that is not valid UTF-8 TOML (``raw`` holds its bytes)."""
+
+    def __init__(self, message: str, raw: bytes) -> None:
+        super().__init__(message)
+        self.raw = raw
+
 
 def _read(path: Path) -> dict:
+    from lossacc_cli.readers.files import read_small
+
+    label = shown(path)
+    raw = read_small(path, label=label, limit=CONFIG_MAX_BYTES)
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read the configuration ({exc})") from None
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _Unparsed(f"{label}: cannot read the configuration: not UTF-8 text (byte {exc.start})", raw) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _Unparsed(f"{label}: cannot read the configuration ({exc})", raw) from None
+    except RecursionError:
+        raise _Unparsed(f"{label}: cannot read the configuration: nested too deeply", raw) from None
 
 
-def find_config(start: Path) -> tuple[Path | None, dict]:
-    """The first lossacc.toml, or pyproject.toml (which ends the search), from ``start`` upwards."""
+def _table(data: object, path: Path, *keys: str) -> dict:
+    """``data[keys[0]][keys[1]]...``, {} where a key is absent; a value on the way that is no
+    table is an error naming the key."""
+    for depth, key in enumerate(keys):
+        if not isinstance(data, dict):
+            where = ".".join(keys[:depth])
+            raise UsageError(f"{shown(path)}: '{where}' must be a table, found {type(data).__name__}")
+        data = data.get(key, {})
+    if not isinstance(data, dict):
+        raise UsageError(f"{shown(path)}: '{'.'.join(keys)}' must be a table, found {type(data).__name__}")
+    return data
+
+
+def _project_table(path: Path) -> dict | None:
+    """``[tool.lossacc.check]`` of a pyproject.toml; None when the file is someone else's and
+    cannot be parsed."""
+    try:
+        data = _read(path)
+    except _Unparsed as exc:
+        if b"lossacc" in exc.raw:
+            raise
+        return None
+    return _table(data, path, "tool", "lossacc", "check")
+
+
+def find_config(start: Path | None) -> tuple[Path | None, dict]:
+    """The first lossacc.toml, or pyproject.toml (which ends the search), from ``start`` upwards.
+
+    ``start`` None (the current folder was deleted) finds nothing.
+    """
+    if start is None:
+        return None, {}
     for folder in (start, *start.parents):
         own = folder / "lossacc.toml"
         if own.is_file():
-            return own, _validated(own, _read(own).get("check", {}))
+            return own, _validated(own, _table(_read(own), own, "check"))
         project = folder / "pyproject.toml"
         if project.is_file():
-            table = _read(project).get("tool", {}).get("lossacc", {}).get("check", {})
+            table = _project_table(project)
+            if table is None:
+                return None, {}
             return (project if table else None), _validated(project, table)
     return None, {}
 
 
 def load_config(explicit: Path | None) -> tuple[Path | None, dict]:
     if explicit is not None:
-        if not explicit.is_file():
-            raise UsageError(f"--config {explicit}: no such file")
-        data = _read(explicit)
-        table = data.get("tool", {}).get("lossacc", {}).get("check") if explicit.name == "pyproject.toml" else data.get("check")
-        return explicit, _validated(explicit, table or {})
-    return find_config(Path.cwd())
+        if not explicit.exists():
+            raise UsageError(f"--config {shown(explicit)}: no such file")
+        try:
+            data = _read(explicit)
+        except LossaccError as exc:
+            raise UsageError(f"--config {exc}") from None
+        keys = ("tool", "lossacc", "check") if explicit.name == "pyproject.toml" else ("check",)
+        return explicit, _validated(explicit, _table(data, explicit, *keys))
+    return find_config(_cwd())
+
+
+def _cwd() -> Path | None:
+    try:
+        return Path.cwd()
+    except OSError:  # the current folder was deleted (or is unreadable): no configuration there
+        return None
 
 
 def _validated(path: Path, table: dict) -> dict:
     if not isinstance(table, dict):
-        raise UsageError(f"{path}: the check table must be a table of rules")
+        raise UsageError(f"{shown(path)}: the check table must be a table of rules")
     unknown = sorted(set(table) - set(KEYS))
     if unknown:
-        raise UsageError(f"{path}: unknown check rule(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
+        raise UsageError(f"{shown(path)}: unknown check rule(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
     fail_on = table.get("fail_on", [])
     if isinstance(fail_on, str):
         table = {**table, "fail_on": [fail_on]}
-    elif not isinstance(fail_on, list):
-        raise UsageError(f"{path}: fail_on must be a verdict name or a list of them")
+    elif not isinstance(fail_on, list) or not all(isinstance(v, str) for v in fail_on):
+        raise UsageError(f"{shown(path)}: fail_on must be a verdict name or a list of them")
+    for key in KEYS[:-1]:
+        value = table.get(key)
+        if isinstance(value, bool) or (value is not None and not isinstance(value, (str, int, float))):
+            raise UsageError(f"{shown(path)}: {key} must be a number or a string, found {type(value).__name__}")
     return table

@@ -4,36 +4,52 @@ from __future__ import annotations
 
 import dataclasses
 
-from lossacc_cli.analysis.run import Run, load_run
-from lossacc_cli.cli.common import load_class_names, one_line, resolve_path
+from lossacc_cli.analysis.run import Run, available_cores, load_run
+from lossacc_cli.cli.common import load_class_names, resolve_path, say
 from lossacc_cli.cli.options import Shared
-from lossacc_cli.cli.output import stderr_console
+from lossacc_cli.cli.output import check_output, stderr_console
 from lossacc_cli.errors import UsageError
+from lossacc_cli.text import shown
 
 
-def load(opts: Shared, *, progress: bool = True) -> Run:
+def load(opts: Shared, *, progress: bool = True, inputs: tuple = ()) -> Run:
     """The run at ``opts.path``, with a progress bar on stderr when it is a terminal and
-    ``progress`` is wanted (table output); warnings printed once each."""
+    ``progress`` is wanted (table output); warnings printed once each.
+
+    ``--output`` is checked first (never one of the inputs: PATH's files, ``--class-names``, and
+    ``inputs``), so that nothing is read for a report that could not be written.
+    """
+    path = resolve_path(opts.path)
+    check_output(opts.output, path, (opts.class_names, *inputs))
     err = stderr_console()
     names = load_class_names(opts.class_names)
-    path = resolve_path(opts.path)
     options = opts.read_options()
+    jobs = worker_count(opts.jobs)
     if progress and err.is_terminal:
         from rich.progress import Progress
 
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("reading epochs", total=None)
-            run = load_run(path, options, jobs=opts.jobs,
+            run = load_run(path, options, jobs=jobs,
                            on_epoch=lambda done, total: bar.update(task, completed=done, total=total))
     else:
-        run = load_run(path, options, jobs=opts.jobs)
+        run = load_run(path, options, jobs=jobs)
     if names is not None:
         if len(names) != run.n_classes:
-            raise UsageError(f"--class-names {opts.class_names}: {len(names)} names for {run.n_classes} classes")
+            raise UsageError(
+                f"--class-names {shown(opts.class_names)}: {len(names)} names for {run.n_classes} classes"
+            )
         run = dataclasses.replace(run, class_names=names)
     for note in collapse_notes(run.notes, [r.source for r in run.records]):
-        err.print(f"warning: {one_line(note)}", markup=False, highlight=False, emoji=False)
+        say("warning", note)
     return run
+
+
+def worker_count(jobs: int) -> int:
+    """``--jobs`` as used: 0 means every core this process may run on, and more than that is
+    capped there (extra processes would only compete); the run caps it at the epochs too."""
+    cores = available_cores()
+    return cores if jobs <= 0 else min(jobs, cores)
 
 
 def collapse_notes(notes, sources) -> list[str]:

@@ -68,6 +68,7 @@ class Shared:
     jobs: int
     color: ColorChoice
     debug: bool
+    strict: bool = False
     fmt: Format | None = None
     top: int | None = None
 
@@ -78,7 +79,17 @@ class Shared:
             scores=self.scores.value if self.scores is not None else None,
             split=self.split,
             renormalize=self.renormalize,
+            strict=self.strict,
         )
+
+    def problem(self) -> str | None:
+        """What is wrong with the values (one line), or None. Ranges are checked here rather than
+        by Click, whose message is a usage block rather than one ``error:`` line."""
+        if self.top is not None and self.top < 1:
+            return f"--top must be at least 1, not {self.top}"
+        if self.jobs < 0:
+            return f"--jobs must be 0 (all cores) or more, not {self.jobs}"
+        return None
 
 
 # name -> (annotation, default); the order is the order in --help
@@ -97,15 +108,18 @@ _COMMON: dict[str, tuple[object, object]] = {
     "class_names": (Annotated[Optional[Path], typer.Option(
         "--class-names", help="File with one class name per line.")], None),
     "jobs": (Annotated[int, typer.Option(
-        "--jobs", min=0, help="CPU cores to use for reading epochs (0: all of them). "
-        "The results do not depend on it.")], 0),
+        "--jobs", help="CPU cores to use for reading epochs (0: all of them; never more than the "
+        "cores and the epochs). The results do not depend on it.")], 0),
     "color": (Annotated[ColorChoice, typer.Option(
         "--color", help="Colour in the terminal: auto (default), always or never. Never changes the layout.")],
         ColorChoice.auto),
     "debug": (Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal error.")], False),
+    "strict": (Annotated[bool, typer.Option(
+        "--strict", help="Refuse a newest epoch file that is still being written, instead of "
+        "skipping it with a warning.")], False),
 }
 _FMT = (Annotated[Format, typer.Option("--format", "-f", help="table (terminal) or json.")], Format.table)
-_TOP = (Annotated[int, typer.Option("--top", min=1, help="How many samples/classes to list.")], 10)
+_TOP = (Annotated[int, typer.Option("--top", help="How many samples/classes to list (at least 1).")], 10)
 
 
 def shared_options(*, fmt: bool = True, top: bool = False):
@@ -130,8 +144,13 @@ def shared_options(*, fmt: bool = True, top: bool = False):
 
         @functools.wraps(command)
         def wrapper(**kwargs):
-            shared = {name: kwargs.pop(name) for name in extra}
-            return command(Shared(**shared), **kwargs)
+            shared = Shared(**{name: kwargs.pop(name) for name in extra})
+            problem = shared.problem()
+            if problem is not None:
+                from lossacc_cli.cli.common import fail
+
+                raise fail(problem)
+            return command(shared, **kwargs)
 
         wrapper.__signature__ = inspect.Signature(params)
         wrapper.__annotations__ = {p.name: p.annotation for p in params}

@@ -68,9 +68,9 @@ def check(
     lossacc.toml (options override). Example: lossacc check preds/ --max-loss-rise 5% --min-accuracy 0.9
     """
     with cli_errors(opts.debug):
-        cfg = _check_config(config, epoch, max_loss, min_accuracy, max_ece, max_loss_rise, max_top1pct_share,
-                            max_above_baseline, fail_on)
-        run = load(opts, progress=False)
+        cfg, source = _check_config(config, epoch, max_loss, min_accuracy, max_ece, max_loss_rise,
+                                    max_top1pct_share, max_above_baseline, fail_on)
+        run = load(opts, progress=False, inputs=(source,))
         verdicts: tuple[str, ...] = ()
         if cfg.fail_on:
             ov = overview(run.summaries)
@@ -98,11 +98,16 @@ def _check_config(config_path, epoch, max_loss, min_accuracy, max_ece, max_loss_
     def pick(option_value, key):
         return option_value if option_value is not None else table.get(key)
 
-    def threshold(value, key, option, *, relative=False, fraction=False):
+    def threshold(value, key, option, *, relative=False, fraction=False, signed=False):
         if value is None:
             return None
         name = option if value is not table.get(key) else f"{where}: {key}"
-        return parse_fraction(name, value) if fraction else parse_threshold(name, value, allow_relative=relative)
+        if fraction:
+            return parse_fraction(name, value)
+        parsed = parse_threshold(name, value, allow_relative=relative)
+        if parsed.value < 0 and not signed:  # a loss, a rise, an ECE: never below 0
+            raise UsageError(f"{name}: must be 0 or more, not {parsed.text!r} (the rule could never pass)")
+        return parsed
 
     verdict_names = list(fail_on) if fail_on else list(table.get("fail_on", []))
     unknown = [v for v in verdict_names if v not in VERDICTS]
@@ -116,8 +121,9 @@ def _check_config(config_path, epoch, max_loss, min_accuracy, max_ece, max_loss_
         max_loss_rise=threshold(pick(max_loss_rise, "max_loss_rise"), "max_loss_rise", "--max-loss-rise", relative=True),
         max_top1pct_share=threshold(pick(max_top1pct_share, "max_top1pct_share"), "max_top1pct_share",
                                     "--max-top1pct-share", fraction=True),
+        # below 0 means "at least this far below chance": a rule that can pass
         max_above_baseline=threshold(pick(max_above_baseline, "max_above_baseline"), "max_above_baseline",
-                                     "--max-above-baseline"),
+                                     "--max-above-baseline", signed=True),
         fail_on=tuple(verdict_names),
     )
     if cfg.n_rules == 0:
@@ -125,4 +131,4 @@ def _check_config(config_path, epoch, max_loss, min_accuracy, max_ece, max_loss_
             "check: no rules given; pass e.g. --max-loss-rise 5% or --min-accuracy 0.9, or put them in "
             "[tool.lossacc.check] of pyproject.toml"
         )
-    return cfg
+    return cfg, source
