@@ -163,14 +163,19 @@ def array_bytes(shape: tuple[int, ...], itemsize: int) -> int:
 # --- Parquet: what the footer claims the columns read will decode to ----------------------------
 
 _PHYSICAL_BYTES = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
+BYTES_PER_STRING = 24
+"""A string id's decoded bytes, for claims bounded without the column chunks' sizes."""
 
 
 def parquet_claim(metadata, groups: list[int], columns: list[str], file_size: int,
-                  label: str, budget: Budget) -> None:
+                  label: str, budget: Budget, chunk=None) -> None:
     """Check the decoded size of ``columns`` in row groups ``groups`` that the footer claims.
 
-    Each leaf column chunk claims a value count (``num_values``) and sizes; a chunk cannot be
-    larger than the file, and the values, decoded, must fit the budget.
+    A flat fixed-width column claims its rows (the row group's ``num_rows``) times its width.
+    A list or byte-array column chunk claims a value count (``num_values``) and sizes; a chunk
+    cannot be larger than the file. Decoded, it all must fit the budget. ``chunk(group, leaf)``
+    gives a column chunk's metadata; without it (a large footer) a byte-array column counts
+    :data:`BYTES_PER_STRING` per row and a list column the row group's uncompressed size.
 
     Raises
     ------
@@ -181,22 +186,33 @@ def parquet_claim(metadata, groups: list[int], columns: list[str], file_size: in
     schema = metadata.schema
     leaves = [(i, leaf) for i in range(metadata.num_columns)
               if (leaf := schema.column(i)).path.split(".")[0] in wanted]
+    flat = sum(_PHYSICAL_BYTES[leaf.physical_type] for _, leaf in leaves
+               if leaf.physical_type in _PHYSICAL_BYTES and not leaf.max_repetition_level)
+    nested = [(i, leaf) for i, leaf in leaves
+              if leaf.physical_type not in _PHYSICAL_BYTES or leaf.max_repetition_level]
     rows = 0
     decoded = 0
     for group in groups:
-        chunk_group = metadata.row_group(group)
-        rows += chunk_group.num_rows
-        for i, leaf in leaves:
-            chunk = chunk_group.column(i)
+        row_group = metadata.row_group(group)
+        group_rows = row_group.num_rows
+        rows += group_rows
+        decoded += max(0, group_rows) * flat
+        if chunk is None:
+            for _, leaf in nested:
+                decoded += (max(0, row_group.total_byte_size) if leaf.max_repetition_level
+                            else max(0, group_rows) * BYTES_PER_STRING)
+            continue
+        for i, leaf in nested:
+            chunk_meta = chunk(group, i)
             refuse_beyond_file(label, f"the footer claims a column chunk '{leaf.path}' of "
-                               f"{chunk.total_compressed_size:,} bytes",
-                               chunk.total_compressed_size, file_size)
+                               f"{chunk_meta.total_compressed_size:,} bytes",
+                               chunk_meta.total_compressed_size, file_size)
             width = _PHYSICAL_BYTES.get(leaf.physical_type)
             if width is None:  # byte arrays: their decoded size, plus one offset per value
                 width = (leaf.length or 0) if leaf.physical_type == "FIXED_LEN_BYTE_ARRAY" else 0
-                decoded += max(0, chunk.total_uncompressed_size) if not width else 0
+                decoded += max(0, chunk_meta.total_uncompressed_size) if not width else 0
                 width = width or 4
-            decoded += max(0, chunk.num_values) * width
+            decoded += max(0, chunk_meta.num_values) * width
     decoded += rows * 8 * max(1, len(wanted))  # offsets and validity, per row and column
     budget.take(f"the footer claims {rows:,} rows ({human(decoded)} decoded for the columns read)",
                 decoded)

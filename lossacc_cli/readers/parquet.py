@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from lossacc_cli.errors import InputError, input_error
 from lossacc_cli.readers.budget import Budget, memory_budget, parquet_claim
 from lossacc_cli.readers.files import native_path, open_regular
+from lossacc_cli.readers.footer import footer_bytes, unsafe_chunks
 from lossacc_cli.readers.model import EpochData, ReadOptions
 from lossacc_cli.readers.validate import (
     CLASS_NAMES_KEY,
@@ -98,6 +99,47 @@ class CheckedParquetFile(pq.ParquetFile):
 
     file_size: int = 0
     file_stat: os.stat_result | None = None
+    file_handle = None
+    _chunks_checked = False
+
+    def column_chunk(self, group: int, leaf: int):
+        """``metadata.row_group(group).column(leaf)``, after checking once that the footer lets
+        Arrow build it (a damaged footer makes that abort the process: see
+        :mod:`lossacc_cli.readers.footer`)."""
+        stamp = _stamp(self.file_stat)
+        if not self._chunks_checked and stamp not in _SAFE_FOOTERS:
+            meta = self.metadata
+            schema = meta.schema
+            levels = [(schema.column(i).max_definition_level, schema.column(i).max_repetition_level)
+                      for i in range(meta.num_columns)]
+            try:
+                data = footer_bytes(self.file_handle.fileno(), self.file_size)
+            except Exception as exc:  # noqa: BLE001 - any failure to read the footer is damage
+                problem = str(exc) or type(exc).__name__
+            else:
+                problem = unsafe_chunks(data, levels)
+            if problem:
+                raise InputError(f"{self.file_label}: cannot read Parquet file: damaged footer ({problem})")
+            if len(_SAFE_FOOTERS) > 4096:
+                _SAFE_FOOTERS.clear()
+            _SAFE_FOOTERS.add(stamp)
+        self._chunks_checked = True
+        return self.metadata.row_group(group).column(leaf)
+
+    @property
+    def chunks_cheap(self) -> bool:
+        """True when column chunks may be looked at for free: the footer is small (checking it
+        costs well under a millisecond) or was checked already."""
+        return (self._chunks_checked or _stamp(self.file_stat) in _SAFE_FOOTERS
+                or self.metadata.serialized_size <= SMALL_FOOTER_BYTES)
+
+
+SMALL_FOOTER_BYTES = 64 << 10
+"""Footers up to this size are checked whole before a column chunk is looked at (~10 ms at most);
+a larger one (a thousand wide columns) only when a chunk is needed, and its claims are bounded
+from the row groups instead."""
+
+_SAFE_FOOTERS: set[tuple] = set()  # stat stamps of files whose footers were checked
 
 
 @contextmanager
@@ -119,6 +161,8 @@ def open_parquet(path: str, **kwargs: object) -> Iterator[CheckedParquetFile]:
             raise file_error(label, "Parquet file", _arrow_reason(exc, native)) from None
         parquet_file.file_size = info.st_size
         parquet_file.file_stat = info
+        parquet_file.file_handle = handle
+        parquet_file.file_label = label
         try:
             yield parquet_file
         except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
@@ -142,7 +186,8 @@ def check_claims(parquet_file: CheckedParquetFile, groups: list[int] | None, col
     meta = parquet_file.metadata
     if groups is None:
         groups = list(range(meta.num_row_groups))
-    parquet_claim(meta, groups, columns, parquet_file.file_size, label, budget)
+    parquet_claim(meta, groups, columns, parquet_file.file_size, label, budget,
+                  chunk=parquet_file.column_chunk if parquet_file.chunks_cheap else None)
 
 
 def epoch_values(path: str) -> np.ndarray | None:
@@ -647,7 +692,7 @@ def stream_parquet(
                 groups = _epoch_groups(parquet_file, epoch)
             # the scores are kept while the epoch is reduced: they count with the rest
             check_claims(parquet_file, groups, columns, label, budget)
-            score.count(parquet_file.metadata, groups, counts)
+            score.count(parquet_file, groups, counts)
             small_file = (
                 score.list_type is not None and not long and options.split is None
                 and _decoded_bytes(parquet_file.metadata, groups) <= SMALL_FILE_BYTES
@@ -772,7 +817,7 @@ def _epoch_groups(parquet_file: pq.ParquetFile, epoch: int) -> list[int]:
     leaf = next(i for i in range(meta.num_columns) if meta.schema.column(i).path == EPOCH)
     groups = []
     for group in range(meta.num_row_groups):
-        stats = meta.row_group(group).column(leaf).statistics
+        stats = parquet_file.column_chunk(group, leaf).statistics
         if stats is None or not stats.has_min_max or stats.min <= epoch <= stats.max:
             groups.append(group)
     return groups
@@ -806,18 +851,18 @@ class _ScoreColumns:
             self.list_type = None
             self.dtype = np.result_type(*(types[n].to_pandas_dtype() for n in self.names))
 
-    def count(self, meta: pq.FileMetaData, groups: list[int], counts: list[int]) -> None:
+    def count(self, parquet_file: CheckedParquetFile, groups: list[int], counts: list[int]) -> None:
         """Add the rows and list values of ``groups`` to ``counts`` (list columns only)."""
         if self.list_type is None:
             return
+        meta = parquet_file.metadata
         leaf = next(
             i for i in range(meta.num_columns)
             if meta.schema.column(i).path.split(".")[0] == self.names[0]
         )
         for group in groups:
-            chunk = meta.row_group(group)
-            counts[0] += chunk.num_rows
-            counts[1] += chunk.column(leaf).num_values
+            counts[0] += meta.row_group(group).num_rows
+            counts[1] += parquet_file.column_chunk(group, leaf).num_values
 
     def n_classes(self, n_rows: int, n_values: int) -> int:
         """K: the list size, or the values per row over the row groups read (checked per batch)."""
