@@ -187,6 +187,7 @@ def _checked_ids(raw: RawEpoch, n_samples: int) -> tuple[np.ndarray, bool]:
             raise input_error(raw.source, name, "unsigned ids above the int64 range")
         ids = ids.astype(np.int64, copy=False)
     elif ids.dtype.kind == "U":
+        _check_text(raw, name, ids)
         ids = ids.astype(object)
     elif ids.dtype.kind == "O":
         pass  # Arrow strings arrive as an object array of str
@@ -207,6 +208,19 @@ def _checked_ids(raw: RawEpoch, n_samples: int) -> tuple[np.ndarray, bool]:
             count=int(repeated.size),
         )
     return ids, False
+
+
+def _check_text(raw: RawEpoch, name: str, ids: np.ndarray) -> None:
+    """A fixed-width str array may hold lone surrogates (undecodable bytes smuggled into str),
+    which no text encoding can write: refuse them (one look at the code points)."""
+    points = np.ascontiguousarray(ids).view(np.uint32).reshape(ids.shape[0], -1)
+    bad = ((points >= 0xD800) & (points <= 0xDFFF)).any(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise input_error(
+            raw.source, name, "ids that are not valid Unicode text (lone surrogates)",
+            ids=ids[rows[:5]].tolist(), count=int(rows.size), hint="save them as valid str",
+        )
 
 
 def _repeated_rows(ids: np.ndarray) -> np.ndarray | None:
