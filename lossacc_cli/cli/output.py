@@ -47,17 +47,26 @@ def mark_stdout_closed() -> None:
     _stdout_closed = True
 
 
+class _Console(Console):
+    """Rich's console, except that a closed pipe is reported to the caller (rich exits 1, which
+    for ``check`` would read as a failed rule)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
 def stdout_console() -> Console:
     """Rich decides colour and box-drawing from the terminal and NO_COLOR; piped output is given a
     wide fixed width so table rows are never wrapped (one record per line for awk/cut)."""
-    console = Console()
+    console = _Console()
     if not console.is_terminal:
-        console = Console(width=max(PLAIN_WIDTH, console.width))
+        console = _Console(width=max(PLAIN_WIDTH, console.width))
     return console
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    return _Console(stderr=True, soft_wrap=True)
 
 
 class Inert:
