@@ -2,9 +2,10 @@
 in a lossacc.toml, looked up from the current folder upwards (command-line options override).
 
 A configuration file is read like any input: regular files only, bounded in size, UTF-8 TOML. A
-``pyproject.toml`` that cannot be parsed and never mentions lossacc belongs to some other tool:
-it ends the search without stopping the command. One that mentions lossacc, a ``lossacc.toml``
-and a ``--config`` file must parse.
+``pyproject.toml`` that never mentions lossacc cannot hold its rules: it ends the search without
+being parsed, so a broken one (binary, Latin-1, ``tool = 3``) belongs to some other tool and does
+not stop the command. One that mentions lossacc, a ``lossacc.toml`` and a ``--config`` file must
+parse.
 """
 
 from __future__ import annotations
@@ -27,27 +28,23 @@ CONFIG_MAX_BYTES = 4 << 20
 """A configuration file larger than this is refused unread (pyproject files are kilobytes)."""
 
 
-class _Unparsed(UsageError):
-    """A configuration file that is not valid UTF-8 TOML (``raw`` holds its bytes)."""
-
-    def __init__(self, message: str, raw: bytes) -> None:
-        super().__init__(message)
-        self.raw = raw
-
-
-def _read(path: Path) -> dict:
+def _bytes(path: Path) -> bytes:
     from lossacc_cli.readers.files import read_small
 
+    return read_small(path, label=shown(path), limit=CONFIG_MAX_BYTES)
+
+
+def _read(path: Path, raw: bytes | None = None) -> dict:
     label = shown(path)
-    raw = read_small(path, label=label, limit=CONFIG_MAX_BYTES)
+    raw = _bytes(path) if raw is None else raw
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise _Unparsed(f"{label}: cannot read the configuration: not UTF-8 text (byte {exc.start})", raw) from None
+        raise UsageError(f"{label}: cannot read the configuration: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise _Unparsed(f"{label}: cannot read the configuration ({exc})", raw) from None
+        raise UsageError(f"{label}: cannot read the configuration ({exc})") from None
     except RecursionError:
-        raise _Unparsed(f"{label}: cannot read the configuration: nested too deeply", raw) from None
+        raise UsageError(f"{label}: cannot read the configuration: nested too deeply") from None
 
 
 def _table(data: object, path: Path, *keys: str) -> dict:
@@ -63,16 +60,12 @@ def _table(data: object, path: Path, *keys: str) -> dict:
     return data
 
 
-def _project_table(path: Path) -> dict | None:
-    """``[tool.lossacc.check]`` of a pyproject.toml; None when the file is someone else's and
-    cannot be parsed."""
-    try:
-        data = _read(path)
-    except _Unparsed as exc:
-        if b"lossacc" in exc.raw:
-            raise
-        return None
-    return _table(data, path, "tool", "lossacc", "check")
+def _project_table(path: Path) -> dict:
+    """``[tool.lossacc.check]`` of a pyproject.toml ({} when the file never mentions lossacc)."""
+    raw = _bytes(path)
+    if b"lossacc" not in raw:
+        return {}
+    return _table(_read(path, raw), path, "tool", "lossacc", "check")
 
 
 def find_config(start: Path | None) -> tuple[Path | None, dict]:
@@ -89,8 +82,6 @@ def find_config(start: Path | None) -> tuple[Path | None, dict]:
         project = folder / "pyproject.toml"
         if project.is_file():
             table = _project_table(project)
-            if table is None:
-                return None, {}
             return (project if table else None), _validated(project, table)
     return None, {}
 
