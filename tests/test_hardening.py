@@ -242,15 +242,19 @@ def _truncated_parquet(tmp):
     return path.parent
 
 
+# An unfinished newest epoch (empty, no footer, no zip directory) is skipped with a warning, as
+# a run still being written; with --strict, or anywhere but last, it is an error.
+
+
 def _zero_byte_parquet(tmp):
     folder = run_dir(tmp)
     (folder / "epoch_003.parquet").write_bytes(b"")
-    return folder
+    return folder, ("--strict",)
 
 
 def _zero_byte_npz(tmp):
-    folder = run_dir(tmp)
-    (folder / "epoch_003.npz").write_bytes(b"")
+    folder = run_dir(tmp, epochs=(2, 3))
+    (folder / "epoch_001.npz").write_bytes(b"")
     return folder
 
 
@@ -259,7 +263,7 @@ def _truncated_npz(tmp):
     path = valid_npz(folder / "epoch_003.npz")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
-    return folder
+    return folder, ("--strict",)
 
 
 def _string_logits(tmp):
@@ -665,9 +669,11 @@ CASES = [
     # damaged or wrong files
     Case("truncated Parquet", _truncated_parquet, "epoch_001.parquet", None, None, ("cannot read",),
          ALL_COMMANDS),
-    Case("zero-byte Parquet", _zero_byte_parquet, "epoch_003.parquet", None, None, ("cannot read",)),
-    Case("zero-byte NPZ", _zero_byte_npz, "epoch_003.npz", None, None, ("cannot read",)),
-    Case("truncated NPZ", _truncated_npz, "epoch_003.npz", None, None, ("cannot read",), ALL_COMMANDS),
+    Case("zero-byte Parquet, newest, --strict", _zero_byte_parquet, "epoch_003.parquet", None, None,
+         ("cannot read", "unfinished (empty)")),
+    Case("zero-byte NPZ, not the newest", _zero_byte_npz, "epoch_001.npz", None, None, ("cannot read",)),
+    Case("truncated NPZ, newest, --strict", _truncated_npz, "epoch_003.npz", None, None,
+         ("cannot read", "unfinished"), ALL_COMMANDS),
     Case("NPZ object array", _object_array, "epoch_001.npz", "field 'sample_ids'", None,
          ("object arrays",), ALL_COMMANDS),
     Case("pickle named .npz", _pickle_as_npz, "epoch_001.npz", None, None, ("cannot read",)),
@@ -699,7 +705,7 @@ CASES = [
     Case("--class-names of the wrong count", _class_names_file, "names.txt", "--class-names", None,
          ("2 names for 3 classes",), ALL_COMMANDS),
     Case("--class-names file missing", _class_names_file_missing, "names_missing.txt", "--class-names",
-         None, ("cannot read",)),
+         None, ("no such file",)),
     Case("--split that does not exist", _split_missing, "epoch_001.parquet", "field 'split'", None,
          ("'test'", "train, val")),
     Case("--epoch 999", _epoch_999, "run", None, None, ("epoch 999 is not in", "epochs: 1, 2"),
@@ -741,10 +747,11 @@ def made(case: Case, tmp: Path):
     return out if isinstance(out, tuple) else (out, ())
 
 
-def assert_one_error_line(result) -> str:
-    """Exit 2, nothing on stdout, no traceback, stderr = warnings then one ``error: `` line."""
+def assert_one_error_line(result, code: int = 2) -> str:
+    """Exit 2 (3 for a bug), nothing on stdout, no traceback, stderr = warnings then one
+    ``error: `` line."""
     assert "Traceback" not in result.stdout + result.stderr
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr, result.exception)
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert lines, "no message on stderr"
@@ -924,7 +931,7 @@ def test_an_epoch_folder_linking_to_its_parent_is_an_error_not_a_hang(tmp_path):
         assert_one_error_line(result)
 
 
-# --- the CLI edge: an unexpected fault is one line, the traceback only with --debug -----------
+# --- the CLI edge: an unexpected fault is one line and exit 3, the traceback only with --debug ---
 
 
 def _boom(*args, **kwargs):
@@ -939,12 +946,12 @@ def test_an_internal_error_is_one_line_without_traceback(tmp_path, monkeypatch, 
     monkeypatch.delenv("LOSSACC_DEBUG", raising=False)
     folder = run_dir(tmp_path)
 
-    line = assert_one_error_line(invoke(command, folder))
+    line = assert_one_error_line(invoke(command, folder), code=3)
     assert line.startswith("error: internal error (RuntimeError: synthetic failure")
     assert line.endswith("; rerun with --debug for the traceback")
 
     debug = invoke(command, folder, "--debug")
-    assert debug.exit_code == 2 and debug.stdout == ""
+    assert debug.exit_code == 3 and debug.stdout == ""
     assert "Traceback (most recent call last)" in debug.stderr
     assert "RuntimeError: synthetic failure" in debug.stderr
     assert debug.stderr.splitlines()[-1].startswith("error: internal error")
