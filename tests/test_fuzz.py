@@ -1,10 +1,11 @@
 """Mutation fuzzing through the CLI (see tests/fuzz_inputs.py).
 
 The normal suite runs a few hundred seeded cases; ``LOSSACC_FUZZ_CASES=5000`` (``make fuzz``)
-runs more, and ``LOSSACC_FUZZ_SEED`` picks another stream. A case passes when the CLI exits 0,
-or exits 2 with one clean ``error: `` line; a traceback, an escaping exception, another exit
-code or an ``internal error`` line is a finding, reported with the index that reproduces it:
-``python -m tests.fuzz_inputs --only INDEX --seed SEED --keep DIR``.
+runs more, and ``LOSSACC_FUZZ_SEED`` picks another stream. The cases run under a memory cap
+(the address space may grow by 2 GB at most). A case passes when the CLI exits 0, or exits 2 with
+one clean ``error: `` line; a traceback, an escaping exception, another exit code, an ``internal
+error`` line, a hang or running out of memory is a finding, reported with the index that
+reproduces it: ``python -m tests.fuzz_inputs --only INDEX --seed SEED --keep DIR``.
 """
 
 from __future__ import annotations
@@ -51,3 +52,15 @@ def test_the_fuzzer_damages_files():
     refused = sum(o.exit_code == 2 for o in outcomes)
     assert refused >= 20
     assert len({o.seed_file for o in outcomes}) >= 5
+
+
+def test_the_fuzzer_rewrites_claims_and_file_kinds():
+    """Claims (footer integers, .npy shapes, zip sizes) and file kinds are among the mutations."""
+    from tests.fuzz_inputs import build_case
+
+    cases = [build_case(i, SEED) for i in range(300)]
+    mutations = " | ".join(c.mutation for c in cases)
+    for what in ("claim footer int", "claim npy header", "claim zip sizes", "replaced by: fifo",
+                 "replaced by: link to /dev/zero"):
+        assert what in mutations, what
+    assert sum(bool(c.kinds) for c in cases) >= 10
