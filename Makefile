@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz venv clean
+.PHONY: demo test fuzz hostile venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ FUZZ_CASES ?= 5000
 fuzz: $(VENV)/.installed-test
 	LOSSACC_FUZZ_CASES=$(FUZZ_CASES) $(if $(FUZZ_SEED),LOSSACC_FUZZ_SEED=$(FUZZ_SEED)) \
 		$(BIN)/python -m pytest tests/test_fuzz.py -rxf
+
+# The whole hardening corpus, each case in a process of its own with a time limit, then the
+# fuzzer: all under a 2 GB address-space limit (no kill, no hang, no traceback).
+HOSTILE_MEMORY_KB ?= 2097152
+HOSTILE_TIMEOUT ?= 60
+HOSTILE_FUZZ_CASES ?= 2000
+hostile: $(VENV)/.installed-test
+	ulimit -v $(HOSTILE_MEMORY_KB) && \
+		$(BIN)/python -m tests.hostile_run --timeout $(HOSTILE_TIMEOUT) && \
+		$(BIN)/python -m tests.fuzz_inputs --cases $(HOSTILE_FUZZ_CASES) --memory 0
 
 clean:
 	rm -rf $(VENV) build *.egg-info
