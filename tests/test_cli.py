@@ -62,7 +62,7 @@ def test_analyze_json_matches_an_independent_computation(run_dir):
     r = _invoke("analyze", folder, "--format", "json")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["schema_version"] == 1 and doc["command"] == "analyze"
+    assert doc["schema_version"] == 2 and doc["command"] == "analyze"
     assert doc["units"]["loss"] == "nats"
     assert [e["epoch"] for e in doc["epochs"]] == [1, 2, 3, 5]
     for row in doc["epochs"]:
@@ -74,8 +74,9 @@ def test_analyze_json_matches_an_independent_computation(run_dir):
         assert row["baseline_loss"] == pytest.approx(-(prior * np.log(prior)).sum())
     best = min(doc["epochs"], key=lambda e: e["loss"])["epoch"]
     assert doc["summary"]["best_loss_epoch"] == best
-    assert doc["responsibility"]["top_samples"][0]["id"] == 1007
+    assert doc["diagnosis"]["rise"]["top_samples"][0]["id"] == 1007
     assert doc["diagnosis"]["verdicts"]
+    assert doc["headline"].endswith(".")
 
 
 def test_analyze_table_equals_json(run_dir):
@@ -124,8 +125,10 @@ def test_compare_json_names_the_bad_sample(run_dir):
     assert doc["top_samples"][0]["id"] == 1007
     l1 = ce_from_logits(*truth[1])[0]
     l5 = ce_from_logits(*truth[5])[0]
-    assert doc["mean_change"] == pytest.approx((l5 - l1).mean(), abs=tolerance(truth[1][1].dtype))
-    assert sum(g["contribution"] for g in doc["groups"]) == pytest.approx(doc["mean_change"], abs=1e-12)
+    assert doc["rise"] == pytest.approx((l5 - l1).mean(), abs=tolerance(truth[1][1].dtype))
+    for part in doc["parts"]:
+        assert sum(g["contribution"] for g in part["groups"]) == pytest.approx(part["value"], abs=1e-12)
+    assert doc["parts"][0]["value"] == doc["rise"]
 
 
 def test_unknown_epoch_is_a_usage_error(run_dir):

@@ -86,7 +86,9 @@ class Run:
         if text == "last":
             return self.records[-1].epoch
         if text == "best":
-            return min(self.records, key=lambda r: r.summary.loss).epoch
+            from lossacc_cli.analysis.overview import overview  # overview decides "best", once
+
+            return overview(self.summaries).best_loss_epoch
         try:
             epoch = int(text)
         except ValueError:

@@ -13,8 +13,23 @@ def nats(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:.4f}"
 
 
-def pct(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.2f}%"
+def pct(x: float, digits: int = 2) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.{digits}f}%"
+
+
+def signed(x: float, digits: int = 4) -> str:
+    """A change in nats: always with its sign (+0.0123, -0.0040)."""
+    return "n/a" if x is None or math.isnan(x) else f"{x:+.{digits}f}"
+
+
+def share(x: float) -> str:
+    """A share of a named quantity, in whole percent (may exceed 100% or be negative)."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def class_label(k: int, names) -> str:
+    """A class as shown: ``3`` or, with class names, ``3:cat``."""
+    return f"{k}:{names[k]}" if names and 0 <= k < len(names) else str(k)
 
 
 def num(x: float, digits: int = 3) -> str:

@@ -20,4 +20,4 @@ def calibration(opts: Shared, epoch: EpochOpt = "last") -> None:
         run = load(opts, progress=opts.fmt is Format.table)
         rep = calibration_report(run, run.resolve_epoch(epoch, option="--epoch"))
         respond("calibration", opts.fmt, opts.output, lambda: calibration_json(rep),
-                lambda plain: calibration_renderable(rep, plain=plain))
+                lambda plain: calibration_renderable(rep, plain=plain), opts.color)

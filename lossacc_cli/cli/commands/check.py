@@ -9,9 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from lossacc_cli.analysis.check import CheckConfig, evaluate, parse_fraction, parse_threshold
-from lossacc_cli.analysis.diagnosis import VERDICTS, diagnose
-from lossacc_cli.analysis.dynamics import training_dynamics
-from lossacc_cli.analysis.overview import overview
+from lossacc_cli.analysis.causes import VERDICTS
 from lossacc_cli.cli.common import cli_errors
 from lossacc_cli.cli.config import load_config
 from lossacc_cli.cli.loading import load
@@ -20,6 +18,7 @@ from lossacc_cli.cli.output import emit, is_plain, stdout_console
 from lossacc_cli.errors import UsageError
 from lossacc_cli.render.check import check_github, check_json, check_junit, check_renderable
 from lossacc_cli.render.jsonout import document, dumps
+from lossacc_cli.report import analyze_run
 
 
 class CheckFormat(str, Enum):
@@ -71,11 +70,7 @@ def check(
         cfg = _check_config(config, epoch, max_loss, min_accuracy, max_ece, max_loss_rise, max_top1pct_share,
                             max_above_baseline, fail_on)
         run = load(opts, progress=False)
-        verdicts: tuple[str, ...] = ()
-        if cfg.fail_on:
-            ov = overview(run.summaries)
-            dx = diagnose(run, training_dynamics(run), ov.best_loss_epoch, run.records[-1].epoch)
-            verdicts = tuple(v.name for v in dx.verdicts)
+        verdicts = analyze_run(run).diagnosis.names if cfg.fail_on else ()
         result = evaluate(run, cfg, verdicts)
         output = opts.output
         if fmt is CheckFormat.json:

@@ -7,7 +7,7 @@ from lossacc_cli.cli.common import cli_errors
 from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import EpochOpt, Format, Shared, shared_options
 from lossacc_cli.cli.respond import respond
-from lossacc_cli.render.attribution import outliers_json, outliers_renderable
+from lossacc_cli.render.outliers import outliers_json, outliers_renderable
 
 
 @shared_options(top=True)
@@ -20,4 +20,4 @@ def outliers(opts: Shared, epoch: EpochOpt = "last") -> None:
         run = load(opts, progress=opts.fmt is Format.table)
         rep = outlier_report(run, run.resolve_epoch(epoch, option="--epoch"), top=opts.top)
         respond("outliers", opts.fmt, opts.output, lambda: outliers_json(rep),
-                lambda plain: outliers_renderable(rep, run.class_names, plain=plain))
+                lambda plain: outliers_renderable(rep, run.class_names, plain=plain), opts.color)
