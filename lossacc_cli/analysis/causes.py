@@ -99,7 +99,7 @@ def overconfidence(ctx: RiseContext) -> Verdict | None:
     recovers = rise.recalibrated_to <= rise.loss_from
     if share < th.carries or not recovers:
         return None
-    text = (f"the calibration part is {_pct(share)} of the rise: dividing epoch {rise.to_epoch}'s logits by "
+    text = (f"the calibration part carries the rise: dividing epoch {rise.to_epoch}'s logits by "
             f"T* = {sb.temperature:.3f} brings its loss from {rise.loss_to:.4f} to {rise.recalibrated_to:.4f} nats, "
             f"at or below epoch {rise.from_epoch}'s {rise.loss_from:.4f}; {location(ctx, cal)}")
     return Verdict(OVERCONFIDENCE, share, "rise", text, {
@@ -119,7 +119,8 @@ def under_confidence(ctx: RiseContext) -> Verdict | None:
     share = cal.value / rise.value
     text = (f"T* = {sb.temperature:.3f} < 1 at epoch {rise.to_epoch}: the model is less confident than it is "
             f"right, and sharpening its logits (dividing by T*) lowers the loss from {rise.loss_to:.4f} to "
-            f"{rise.recalibrated_to:.4f} nats; the calibration part is {_pct(share)} of the rise")
+            f"{rise.recalibrated_to:.4f} nats; the calibration part (growing under-confidence) is {_pct(share)} "
+            "of the rise")
     return Verdict(UNDER_CONFIDENCE, share, "rise", text, {
         "calibration_part_nats": cal.value, "temperature_to": sb.temperature,
         "temperature_from": ctx.summary_from.temperature, "loss_to_recalibrated": rise.recalibrated_to,

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from lossacc_cli.render.charts import curves
 from lossacc_cli.render.rise import rise_lines, rise_section
-from lossacc_cli.render.style import class_label, nats, new_table, num, pct, prob, share
+from lossacc_cli.render.style import class_label, gap, nats, new_table, num, paragraph, pct, prob, share
 
 MAX_EPOCH_ROWS = 40
 """A longer run shows its first, last and most telling epochs in the terminal (JSON has all)."""
@@ -23,26 +23,27 @@ MAX_EPOCH_ROWS = 40
 
 def header(report) -> Text:
     return Text(f"{report.path}: {report.n_epochs} epochs, {report.n_samples} samples, "
-                f"{report.n_classes} classes\n")
+                f"{report.n_classes} classes")
 
 
-def headline_text(report, *, plain: bool) -> Text:
-    return Text(report.headline + "\n", style="" if plain else "bold")
+def headline_text(report, *, plain: bool):
+    return paragraph(report.headline, style="" if plain else "bold")
 
 
-def findings(report, *, plain: bool) -> Text:
+def findings(report, *, plain: bool) -> Group:
     dx = report.diagnosis
-    out = Text()
-    title = "Findings" + (" (if the rise were real, after the first)" if dx.conditional else "")
-    out.append(title + "\n", style="" if plain else "bold")
+    title = "Findings" + (" (after the first: what the rise would mean if it were real)" if dx.conditional else "")
+    items = [Text(title, style="" if plain else "bold")]
     for i, v in enumerate(dx.verdicts, start=1):
         of = f" ({share(v.share)} of the {v.share_of})" if v.share_of and math.isfinite(v.share) else ""
-        out.append(f"  {i}. {v.name.upper()}{of}: ", style="" if plain else "bold magenta")
-        out.append(v.summary + "\n")
-    return out
+        line = Text()
+        line.append(f"{i}. {v.name.upper()}{of}: ", style="" if plain else "bold magenta")
+        line.append(v.summary)
+        items.append(paragraph(line, 2))
+    return Group(*items)
 
 
-def checkpoint_text(report) -> Text:
+def checkpoint_text(report):
     ck = report.checkpoint
     how = f"divide its logits by T* = {ck.temperature:.3f}" if ck.rescale else "use it as it is (T = 1)"
     text = (f"Checkpoint: keep epoch {ck.epoch} and {how}: loss {nats(ck.loss)} nats, "
@@ -50,7 +51,7 @@ def checkpoint_text(report) -> Text:
             f"accuracy {100 * ck.accuracy_gain:+.2f} points. The epoch and T* are chosen on this evaluation set")
     if math.isfinite(ck.loss_crossfit):
         text += f"; with T* fitted on one half of it and the loss measured on the other: {nats(ck.loss_crossfit)} nats"
-    return Text(text + ".\n")
+    return paragraph(text + ".")
 
 
 def _epoch_rows(report) -> list[int]:
@@ -94,23 +95,22 @@ def epoch_table(report, *, plain: bool):
     return t
 
 
-def epoch_legend(report) -> Text:
+def epoch_legend(report):
     last = report.epochs[-1]
-    return Text(
-        f"  p50/p99: median/99th-percentile loss; T*: fitted temperature (! at the search bound); L(T*): loss "
+    return paragraph(
+        f"p50/p99: median/99th-percentile loss; T*: fitted temperature (! at the search bound); L(T*): loss "
         f"after dividing by T*; min: lowest loss; *: loss above its minimum with accuracy held or up; keep: the "
         f"checkpoint; !prior: loss above the chance baseline H(prior) = {nats(last.baseline_loss)} nats "
-        f"(ln K = {nats(math.log(last.n_classes))}; chance accuracy {pct(last.chance_accuracy)})\n",
-        style="dim")
+        f"(ln K = {nats(math.log(last.n_classes))}; chance accuracy {pct(last.chance_accuracy)})", 2, style="dim")
 
 
-def baseline_warning(report, *, plain: bool) -> Text | None:
+def baseline_warning(report, *, plain: bool):
     above = report.overview.above_baseline
     if not above:
         return None
-    return Text(f"WARNING: the mean loss is above the chance baseline at {len(above)} epoch(s) (first: "
+    return paragraph(f"WARNING: the mean loss is above the chance baseline at {len(above)} epoch(s) (first: "
                 f"{above[0]}): on average the model is worse than always predicting the class prior, whatever "
-                "its accuracy.\n", style="" if plain else "bold red")
+                "its accuracy.", style="" if plain else "bold red")
 
 
 def label_issues_table(report, *, top: int, plain: bool):
@@ -136,21 +136,23 @@ def label_issues_table(report, *, top: int, plain: bool):
 def render(report, *, top: int = 10, plain: bool, brief: bool = False) -> Group:
     """The terminal view of ``report``; ``plain`` for pipes and files (no colour, no boxes)."""
     dx = report.diagnosis
-    parts = [header(report), headline_text(report, plain=plain)]
+    parts = [header(report), gap(), headline_text(report, plain=plain), gap()]
     if dx.rise is not None:
-        parts.append(rise_lines(dx.rise, dx.significance, picked=dx.picked))
-    parts += [findings(report, plain=plain), checkpoint_text(report)]
+        parts += [rise_lines(dx.rise, dx.significance, picked=dx.picked), gap()]
+    parts += [findings(report, plain=plain), gap(), checkpoint_text(report)]
     warning = baseline_warning(report, plain=plain)
     if warning is not None:
-        parts.append(warning)
+        parts += [gap(), warning]
     if brief:
         return Group(*parts)
     if report.n_epochs > 1:
-        parts.append(curves(report, plain=plain))
+        chart = curves(report, plain=plain)
+        chart.rstrip()
+        parts += [gap(), chart]
     if dx.rise is not None:
         parts.append(rise_section(report.run, dx.rise, top=top, plain=plain))
     issues = label_issues_table(report, top=top, plain=plain)
     if issues is not None:
-        parts.append(issues)
-    parts += [epoch_table(report, plain=plain), epoch_legend(report), headline_text(report, plain=plain)]
+        parts += [gap(), issues]
+    parts += [gap(), epoch_table(report, plain=plain), epoch_legend(report), gap(), headline_text(report, plain=plain)]
     return Group(*parts)

@@ -8,36 +8,47 @@ from __future__ import annotations
 
 import numpy as np
 from rich.console import Group
-from rich.text import Text
 
 from lossacc_cli.analysis.compare import class_stats
 from lossacc_cli.analysis.rise import GROUPS, Rise
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
-from lossacc_cli.render.style import class_label, nats, new_table, pct, plural, prob, share, signed
+from lossacc_cli.render.style import (
+    class_label,
+    gap,
+    nats,
+    new_table,
+    paragraph,
+    pct,
+    plural,
+    prob,
+    share,
+    signed,
+)
 
 GROUP_SHORT = {"correct at both": "right both", "fixed": "fixed", "broken": "broken", "wrong at both": "wrong both"}
 
 
-def rise_lines(rise: Rise, sig: Significance | None, *, picked: bool) -> Text:
+def rise_lines(rise: Rise, sig: Significance | None, *, picked: bool) -> Group:
     """The rise in numbers: loss and accuracy at both epochs, how sure we are, its two parts."""
-    out = Text()
     how = " (lowest loss -> last)" if picked else ""
-    out.append(f"Rise from epoch {rise.from_epoch} to {rise.to_epoch}{how}, over {rise.n} samples present at both\n")
-    out.append(f"  loss {nats(rise.loss_from)} -> {nats(rise.loss_to)} nats ({signed(rise.value)}); median "
-               f"{nats(rise.median_from)} -> {nats(rise.median_to)}; accuracy {pct(rise.accuracy_from)} -> "
-               f"{pct(rise.accuracy_to)}\n")
+    lines = [paragraph(f"Rise from epoch {rise.from_epoch} to {rise.to_epoch}{how}, over {rise.n} samples present "
+                       "at both:"),
+             paragraph(f"loss {nats(rise.loss_from)} -> {nats(rise.loss_to)} nats ({signed(rise.value)}); median "
+                       f"{nats(rise.median_from)} -> {nats(rise.median_to)}; accuracy {pct(rise.accuracy_from)} -> "
+                       f"{pct(rise.accuracy_to)}", 2)]
     if rise.n_only_from or rise.n_only_to:
-        out.append(f"  left out: {rise.n_only_from} ids only at epoch {rise.from_epoch}, "
-                   f"{rise.n_only_to} only at epoch {rise.to_epoch}\n")
+        lines.append(paragraph(f"left out: {rise.n_only_from} ids only at epoch {rise.from_epoch}, "
+                               f"{rise.n_only_to} only at epoch {rise.to_epoch}", 2))
     if sig is not None:
-        out.append("  " + significance_text(sig) + "\n")
+        lines.append(paragraph(significance_text(sig), 2))
     if rise.calibration is not None:
         c, r = rise.calibration.value, rise.refinement.value
-        out.append(f"  = calibration part {signed(c)} ({share(c / rise.value)}) + refinement part {signed(r)} "
-                   f"({share(r / rise.value)}); the refinement part is what remains after each epoch's "
-                   f"temperature: {nats(rise.recalibrated_from)} -> {nats(rise.recalibrated_to)} nats\n")
-    return out
+        lines.append(paragraph(
+            f"= calibration part {signed(c)} ({share(c / rise.value)}) + refinement part {signed(r)} "
+            f"({share(r / rise.value)}); the refinement part is what is left after each epoch's own "
+            f"temperature: {nats(rise.recalibrated_from)} -> {nats(rise.recalibrated_to)} nats", 2))
+    return Group(*lines)
 
 
 def significance_text(sig: Significance) -> str:
@@ -69,19 +80,19 @@ def groups_table(rise: Rise, *, plain: bool):
     return t
 
 
-def concentration_lines(rise: Rise) -> Text:
-    out = Text()
+def concentration_lines(rise: Rise) -> Group:
+    lines = []
     for p in rise.parts():
         c50, c80 = p.concentration
         if c80.count == 0:
             continue
-        out.append(f"  {p.name}: 50% of its per-sample increases come from {plural(c50.count, 'sample')}, 80% from "
-                   f"{c80.count} ({pct(c80.share_of_samples)} of the samples)")
+        text = (f"{p.name}: 50% of its per-sample increases come from {plural(c50.count, 'sample')}, 80% from "
+                f"{c80.count} ({pct(c80.share_of_samples)} of the samples)")
         if p is rise.total:
-            out.append(f"; mean loss at epoch {rise.to_epoch} without those {c80.count}: "
-                       f"{nats(c80.loss_to_without)} nats")
-        out.append("\n")
-    return out
+            them = "that sample" if c80.count == 1 else f"those {c80.count}"
+            text += f"; mean loss at epoch {rise.to_epoch} without {them}: {nats(c80.loss_to_without)} nats"
+        lines.append(paragraph(text, 2))
+    return Group(*lines)
 
 
 def classes_table(run: Run, rise: Rise, *, top: int, plain: bool):
@@ -91,7 +102,7 @@ def classes_table(run: Run, rise: Rise, *, top: int, plain: bool):
     t = new_table(f"Classes by contribution to the rise (share of samples vs share of the rise)", plain=plain)
     for col in ("class", "n", "samples", "rise", "x avg", f"loss@{rise.from_epoch}", f"loss@{rise.to_epoch}",
                 f"acc@{rise.to_epoch}"):
-        t.add_column(col, justify="left" if col == "class" else "right", overflow="fold")
+        t.add_column(col, justify="left" if col == "class" else "right", overflow="fold", no_wrap=col != "class")
     for c in rise.total.classes[:top]:
         s = stats[c.label]
         t.add_row(class_label(c.label, names), str(c.count), pct(c.sample_share, 1), share(c.share),
@@ -109,7 +120,9 @@ def samples_table(run: Run, rise: Rise, *, top: int, plain: bool):
     t = new_table(f"Samples most responsible (largest loss change {a} -> {b}; {rise.n - order.shape[0]} more "
                   "in --format json)", plain=plain)
     for col in ("id", "label", f"pred@{b}", f"p[y]@{a}", f"p[y]@{b}", f"loss@{b}", "change", "group"):
-        t.add_column(col, justify="left" if col in ("id", "label", "group") else "right", overflow="fold")
+        t.add_column(col, justify="left" if col in ("id", "group") else "right",
+                     overflow="fold", no_wrap=col not in ("id", "group"))
+    names = names if plain else None  # class names in full when plain; the class table has them
     for i in order:
         t.add_row(str(run.ids[rise.rows[i]]), class_label(int(rise.labels[i]), names),
                   class_label(int(sb.pred[rise.index_to[i]]), names), prob(sa.true_prob[rise.index_from[i]]),
@@ -118,13 +131,12 @@ def samples_table(run: Run, rise: Rise, *, top: int, plain: bool):
     return t
 
 
-LEGEND = Text("  p[y]: probability of the label; x avg: the class's per-sample change over the average "
-              "sample's; right/wrong both: correct/wrong at both epochs; fixed: wrong -> right; broken: "
-              "right -> wrong\n", style="dim")
+LEGEND = ("p[y]: probability of the label; x avg: the class's per-sample change over the average sample's; "
+          "right/wrong both: correct/wrong at both epochs; fixed: wrong -> right; broken: right -> wrong")
 
 
 def rise_section(run: Run, rise: Rise, *, top: int, plain: bool) -> Group:
     """Where the rise sits: outcome groups, concentration, classes, samples."""
-    return Group(groups_table(rise, plain=plain), concentration_lines(rise),
-                 classes_table(run, rise, top=min(top, 5), plain=plain),
-                 samples_table(run, rise, top=top, plain=plain), LEGEND)
+    return Group(gap(), groups_table(rise, plain=plain), concentration_lines(rise), gap(),
+                 classes_table(run, rise, top=min(top, 5), plain=plain), gap(),
+                 samples_table(run, rise, top=top, plain=plain), paragraph(LEGEND, 2, style="dim"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from rich import box
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -66,10 +67,23 @@ def new_table(title: str | None, *, plain: bool) -> Table:
     """A rich table; plain output has no box and no colour so it stays parseable by awk/cut."""
     if plain:
         table = PlainTable(box=None, show_edge=False, pad_edge=False, header_style="")
-    else:
-        table = PlainTable(box=box.SIMPLE_HEAVY, header_style="bold")
+    else:  # no edge rows, one space between columns: a 9-column table fits 80 columns
+        table = PlainTable(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1),
+                           header_style="bold")
     table.heading = Text(title, style="" if plain else "bold") if title else None
     return table
+
+
+def paragraph(text: str | Text, indent: int = 0, style: str = "") -> Padding:
+    """Prose wrapped at words to the terminal, keeping its indent on every line (unwrapped when
+    plain: the console is then wide enough)."""
+    body = text if isinstance(text, Text) else Text(text, style=style)
+    return Padding(body, (0, 0, 0, indent))
+
+
+def gap() -> Text:
+    """An empty line between sections."""
+    return Text("")
 
 
 def plural(count: int, noun: str) -> str:
