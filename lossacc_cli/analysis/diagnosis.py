@@ -74,14 +74,20 @@ def _gate(name: str, text: str, **evidence) -> Verdict:
     return Verdict(name, NAN, "", text, evidence)
 
 
-def _order(causes: list[Verdict], th: Thresholds) -> list[Verdict]:
-    """Registry order; a calibration mechanism absorbs its locations; a minor under-confidence
-    follows the refinement mechanism."""
+def _order(causes: list[Verdict], rise_labels: np.ndarray, th: Thresholds) -> list[Verdict]:
+    """Registry order; a calibration mechanism absorbs its locations (a class, a tail); a class
+    absorbs a tail that lies in it; a minor under-confidence follows the refinement mechanism."""
     names = {v.name for v in causes}
     calibration_mechanism = OVERCONFIDENCE in names or any(
         v.name == UNDER_CONFIDENCE and v.share >= th.carries for v in causes)
     if calibration_mechanism:
         causes = [v for v in causes if v.name not in (CLASS_SPECIFIC, TAIL_DRIVEN)]
+    by_name = {v.name: v for v in causes}
+    if CLASS_SPECIFIC in by_name and TAIL_DRIVEN in by_name:
+        # the same samples seen twice: when the tail lies in the named classes, name the class
+        tail, named = by_name[TAIL_DRIVEN], by_name[CLASS_SPECIFIC].classes
+        if np.isin(rise_labels[tail.samples], named).mean() >= th.carries:
+            causes = [v for v in causes if v is not tail]
     minor = [v for v in causes if v.name == UNDER_CONFIDENCE and v.share < th.carries]
     return [v for v in causes if v not in minor] + minor
 
@@ -129,7 +135,7 @@ def diagnose(
         n_classes=run.n_classes,
         thresholds=th,
     )
-    causes = _order([v for fn in CAUSES.values() if (v := fn(ctx)) is not None], th)
+    causes = _order([v for fn in CAUSES.values() if (v := fn(ctx)) is not None], rise.labels, th)
     gates = []
     if not sig.significant:
         gates.append(_gate(NO_SIGNIFICANT_RISE, _not_significant_text(rise, sig),
