@@ -13,6 +13,7 @@ number. From Python::
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 from lossacc_cli.analysis.checkpoint import Checkpoint, checkpoint_advice
 from lossacc_cli.analysis.diagnosis import Diagnosis, diagnose
 from lossacc_cli.analysis.headline import headline as headline_text
-from lossacc_cli.analysis.label_interim import LabelQuality, label_quality
+from lossacc_cli.analysis.label_quality import LabelQuality, label_quality
 from lossacc_cli.analysis.overview import Overview, overview
 from lossacc_cli.analysis.rise import GROUPS
 from lossacc_cli.analysis.run import Run, load_run
@@ -117,6 +118,7 @@ class AnalyzeReport:
             columns["refinement_part"] = rise.refinement.per_sample
         columns["group"] = np.array(GROUPS, dtype=object)[rise.group]
         columns["label_score"] = self.labels.score[rise.rows]
+        columns["likely_class"] = self.labels.likely_class[rise.rows]
         columns["label_flagged"] = self.labels.flagged[rise.rows]
         frame = pd.DataFrame(columns, index=pd.Index(self.ids[rise.rows], name="id"))
         return frame
@@ -135,9 +137,9 @@ def analyze_run(
     picked = from_epoch is None
     a = run.resolve_epoch(ov.best_loss_epoch if picked else from_epoch, option="--from")
     b = run.resolve_epoch("last" if to_epoch is None else to_epoch, option="--to")
-    labels = label_quality(run)
-    dx = diagnose(run, a, b, picked=picked, flagged_ids=labels.flagged,
-                  label_noise_evidence=labels.noise, thresholds=thresholds)
+    labels = label_quality(run, thresholds.labels)
+    dx = diagnose(run, a, b, picked=picked, flagged_ids=labels.flagged, label_noise_evidence=labels.noise,
+                  label_evidence=dataclasses.asdict(labels.evidence), thresholds=thresholds)
     logits = all(r.kind in ("logits", "logit") for r in run.records)
     ck = checkpoint_advice(run.summaries, ov, logits=logits)
     return AnalyzeReport(

@@ -113,20 +113,27 @@ def significance_dict(sig: Significance | None) -> dict | None:
 
 
 def label_issues_dict(report) -> dict:
+    """The complete list of flagged samples, most suspicious first, and the evidence test."""
     lq = report.labels
-    flagged = np.flatnonzero(lq.flagged)
-    flagged = flagged[np.argsort(lq.score[flagged], kind="stable")]
-    labels = report.id_labels
+    rows = lq.flagged_rows()
+    ev = dataclasses.asdict(lq.evidence)
+    ev["noise"] = lq.noise
+    columns = {
+        "id": report.ids[rows].tolist(),
+        "label": lq.labels[rows].tolist(),
+        "likely_class": lq.likely_class[rows].tolist(),
+        "score": lq.score[rows].tolist(),
+        "p_label": lq.p_label[rows].tolist(),
+        "p_other": lq.p_other[rows].tolist(),
+        "other_fraction": lq.other_fraction[rows].tolist(),
+    }
     return {
-        "method": lq.method,
         "noise_evidence": lq.noise,
-        "evidence": lq.evidence,
-        "count": int(flagged.shape[0]),
-        "samples": [
-            {"id": i, "label": int(y), "likely_class": int(c), "score": float(s)}
-            for i, y, c, s in zip(report.ids[flagged].tolist(), labels[flagged], lq.likely_class[flagged],
-                                  lq.score[flagged])
-        ],
+        "calibrated": lq.calibrated,
+        "n_estimated": lq.n_estimated,
+        "count": int(rows.shape[0]),
+        "evidence": ev,
+        "samples": [dict(zip(columns, values)) for values in zip(*columns.values())],
     }
 
 

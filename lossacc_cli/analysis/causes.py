@@ -60,6 +60,7 @@ class RiseContext:
     label_noise_evidence: bool
     n_classes: int
     thresholds: Thresholds
+    label_evidence: dict = field(default_factory=dict)
 
 
 def _pct(x: float) -> str:
@@ -224,10 +225,15 @@ def label_noise(ctx: RiseContext) -> Verdict | None:
     flagged = np.flatnonzero(ctx.flagged)
     flagged = flagged[np.argsort(-rise.total.per_sample[flagged], kind="stable")]
     k = int(flagged.shape[0])
-    text = (f"{_samples(k)} whose labels look wrong (the model consistently and confidently predicts another "
-            f"class for them) carry {_pct(share)} of the summed per-sample increases")
+    ev = ctx.label_evidence
+    text = (f"{_samples(k)} whose labels look wrong (the model gives another class more probability than "
+            f"their label) carry {_pct(share)} of the summed per-sample increases")
+    if ev.get("tested"):
+        text += (f"; at epoch {ev['epoch']}, the least overfitted, about {ev['count']:.0f} labels look replaced by "
+                 f"another class, more than clean labels produce (likelihood-ratio test, p = {ev['p_value']:.1e})")
     return Verdict(LABEL_NOISE, share, "summed per-sample increases", text, {
-        "flagged_in_population": k,
+        "flagged_in_population": k, "test_epoch": ev.get("epoch"), "estimated_wrong_labels": ev.get("count"),
+        "p_value": ev.get("p_value"),
     }, samples=flagged)
 
 

@@ -100,12 +100,14 @@ def diagnose(
     picked: bool,
     flagged_ids: np.ndarray,
     label_noise_evidence: bool,
+    label_evidence: dict | None = None,
     thresholds: Thresholds = Thresholds(),
 ) -> Diagnosis:
     """The findings for the loss change ``from_epoch -> to_epoch``.
 
     ``flagged_ids`` is a boolean mask over the run's id table (the label-quality flags);
-    ``label_noise_evidence`` whether they exceed what clean labels produce.
+    ``label_noise_evidence`` whether they exceed what clean labels produce, and
+    ``label_evidence`` the numbers of that test (quoted in the text).
     """
     th = thresholds
     rise = decompose(run, from_epoch, to_epoch)
@@ -134,6 +136,7 @@ def diagnose(
         label_noise_evidence=label_noise_evidence,
         n_classes=run.n_classes,
         thresholds=th,
+        label_evidence=label_evidence or {},
     )
     causes = _order([v for fn in CAUSES.values() if (v := fn(ctx)) is not None], rise.labels, th)
     gates = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lossacc_cli.analysis.label_quality import LabelQualityThresholds
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -42,6 +44,8 @@ class Thresholds:
     label_noise_min_share
         suspected label noise: the flagged samples carry at least this share of the summed
         per-sample increases (and the label-quality evidence test passes).
+    labels
+        The label-quality score, its count and its evidence test (:class:`LabelQualityThresholds`).
     """
 
     min_rise_relative: float = 0.02
@@ -59,3 +63,4 @@ class Thresholds:
     class_min_classes: int = 3
     class_max_named: int = 2
     label_noise_min_share: float = 0.3
+    labels: LabelQualityThresholds = LabelQualityThresholds()

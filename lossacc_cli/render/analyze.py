@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from rich.console import Group
 from rich.text import Text
 
@@ -115,21 +114,24 @@ def baseline_warning(report, *, plain: bool):
 
 def label_issues_table(report, *, top: int, plain: bool):
     lq = report.labels
-    flagged = [int(i) for i in np.flatnonzero(lq.flagged)]
-    if not flagged:
+    rows = lq.flagged_rows()
+    if rows.shape[0] == 0:
         return None
-    order = sorted(flagged, key=lambda i: (lq.score[i], i))
     names = report.class_names
-    labels = report.id_labels
-    title = ("Suspected label errors" if lq.noise else "Labels to inspect (mislabeled or atypical)") + (
-        f": {len(order)} samples ({lq.method}); lowest score first" + (
-            f"; {len(order) - top} more in --format json" if len(order) > top else ""))
-    t = new_table(title, plain=plain)
-    for col in ("id", "label", "likely", "score"):
-        t.add_column(col, justify="left" if col == "id" else "right", overflow="fold")
-    for i in order[:top]:
-        t.add_row(str(report.ids[i]), class_label(int(labels[i]), names), class_label(int(lq.likely_class[i]), names),
-                  prob(float(lq.score[i])))
+    if lq.noise:
+        ev = lq.evidence
+        what = (f"Suspected label errors: {rows.shape[0]} samples; at epoch {ev.epoch} about {ev.count:.0f} "
+                f"labels look replaced, more than clean labels produce (p = {ev.p_value:.1e})")
+    else:
+        what = (f"Confidently wrong, mislabeled or atypical (inspect these ids): {rows.shape[0]} samples the "
+                "model gives more probability to another class than to their label")
+    more = f"; {rows.shape[0] - top} more in --format json" if rows.shape[0] > top else ""
+    t = new_table(f"{what}; lowest label score first{more}", plain=plain)
+    for col in ("id", "label", "likely", "p[label]", "p[likely]", "score"):
+        t.add_column(col, justify="left" if col == "id" else "right", overflow="fold", no_wrap=col != "id")
+    for i in rows[:top]:
+        t.add_row(str(report.ids[i]), class_label(int(lq.labels[i]), names), class_label(int(lq.likely_class[i]), names),
+                  prob(float(lq.p_label[i])), prob(float(lq.p_other[i])), num(float(lq.score[i]), 4))
     return t
 
 
