@@ -118,6 +118,8 @@ def label_issues_dict(report) -> dict:
     rows = lq.flagged_rows()
     ev = dataclasses.asdict(lq.evidence)
     ev["noise"] = lq.noise
+    ev["never_learned_share"] = lq.never_learned_share
+    ev["never_learned_needed"] = lq.never_learned_needed
     columns = {
         "id": report.ids[rows].tolist(),
         "label": lq.labels[rows].tolist(),

@@ -138,24 +138,30 @@ def _value(part: Part | None) -> float:
 
 
 def tail_driven(ctx: RiseContext) -> Verdict | None:
-    """A few samples carry the rise that recalibration leaves, while the median loss holds."""
+    """A few samples carry the rise, recalibration leaves it, and the median loss holds.
+
+    The carriers are counted on the per-sample change itself: the refinement part of each sample
+    also moves with the two epochs' temperatures, which spreads it over every sample.
+    """
     rise, th = ctx.rise, ctx.thresholds
     part = _remaining(rise)
-    k = part.concentration[-1].count
-    if part.value <= 0 or k == 0 or k > th.tail_max_samples * rise.n:
+    k_all = rise.total.concentration[-1].count
+    if part.value <= 0 or k_all == 0 or k_all > max(1.0, th.tail_max_samples * rise.n):
         return None
     if rise.median_change > th.tail_max_median_share * rise.value:
         return None
     share = part.value / rise.value
-    k_all = rise.total.concentration[-1].count
     carriers = rise.total.carriers(0.8)
     wrong = _wrong_at_to(rise, carriers)
     what = "the refinement part (what recalibration leaves)" if rise.refinement is not None else "the rise"
-    text = (f"{_samples(k_all)} ({wrong} wrong at epoch {rise.to_epoch}) carry 80% of the summed per-sample "
+    text = (f"{_samples(k_all)} ({wrong} wrong at epoch {rise.to_epoch}) {'carries' if k_all == 1 else 'carry'} "
+            "80% of the summed per-sample "
             f"increases while the median loss changes by {rise.median_change:+.4f} nats; {what} is "
-            f"{_pct(share)} of the rise and 80% of it comes from {_samples(k)}")
+            f"{_pct(share)} of the rise")
+    if rise.refinement is not None:
+        text += f" (recalibrated, epoch {rise.to_epoch} stays at {rise.recalibrated_to:.4f} nats, above {rise.loss_from:.4f})"
     return Verdict(TAIL_DRIVEN, share, "rise", text, {
-        "samples_80pct_of_increases": k_all, "samples_80pct_of_refinement_increases": k,
+        "samples_80pct_of_increases": k_all,
         "median_loss_from": rise.median_from, "median_loss_to": rise.median_to,
         "refinement_part_nats": _value(rise.refinement), "calibration_part_nats": _value(rise.calibration),
     }, samples=carriers)
@@ -227,7 +233,7 @@ def label_noise(ctx: RiseContext) -> Verdict | None:
     k = int(flagged.shape[0])
     ev = ctx.label_evidence
     text = (f"{_samples(k)} whose labels look wrong (the model gives another class more probability than "
-            f"their label) carry {_pct(share)} of the summed per-sample increases")
+            f"their label) {'carries' if k == 1 else 'carry'} {_pct(share)} of the summed per-sample increases")
     if ev.get("tested"):
         text += (f"; at epoch {ev['epoch']}, the least overfitted, about {ev['count']:.0f} labels look replaced by "
                  f"another class, more than clean labels produce (likelihood-ratio test, p = {ev['p_value']:.1e})")

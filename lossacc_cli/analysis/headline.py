@@ -64,7 +64,7 @@ def cause_phrase(dx: Diagnosis, v: Verdict, ids: np.ndarray, names) -> str:
     if v.name == TAIL_DRIVEN:
         k = v.samples.shape[0]
         return (f"the rise comes from a few samples the model gets more and more wrong while the typical "
-                f"sample's loss fell: {_samples(k)} carry 80% of it (ids {_ids(dx, v, ids)})")
+                f"sample's loss fell: {_samples(k)} {'carries' if k == 1 else 'carry'} 80% of it (ids {_ids(dx, v, ids)})")
     if v.name == BROAD_OVERFITTING:
         return "the rise is overfitting: the typical sample's loss rises too, and recalibration does not bring it back"
     if v.name == CLASS_SPECIFIC:

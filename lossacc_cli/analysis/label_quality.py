@@ -15,7 +15,9 @@ that many samples with the lowest score.
 
 "Suspected label noise" needs more: at the least overfitted epoch (the lowest mean loss), with the
 scores temperature-scaled, a likelihood-ratio test of "clean labels" against "a share of the labels
-replaced by another class" (see :func:`noise_evidence`).
+replaced by another class" (see :func:`noise_evidence`), and flagged samples that were mostly never
+learned (a wrong label is contradicted from the first epochs on; a sample first learned and then
+lost is a hard or unrepresentable one).
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ class LabelQualityThresholds:
     """... and the estimated number of wrong labels at least this: noise is a rate, and one or two
     confidently wrong samples (a single outlier gives a large likelihood ratio) are a tail to
     inspect, not a rate."""
+
+    noise_never_learned: float = 0.5
+    """... and at least this share of the flagged samples never learned: never predicted as their
+    label with p[label] >= 0.5 at any epoch. A wrong label is contradicted from the first epochs on
+    (the model learns the sample's true class like any other); a sample the model first gets right
+    and later loses is what a model that cannot represent part of the task, or an overconfident
+    one, produces on clean labels (seen on a rule-generated binary task, where the flagged samples
+    start at p[label] 0.8)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,8 @@ class LabelQuality:
         Whether the probabilities are temperature-scaled (False for the compact per-sample form).
     evidence : NoiseEvidence
         The test behind ``noise``.
+    learned : bool
+        Predicted as its label with p[label] >= 0.5 at some epoch.
     """
 
     score: np.ndarray
@@ -140,11 +152,20 @@ class LabelQuality:
     n_estimated: float
     calibrated: bool
     evidence: NoiseEvidence
+    learned: np.ndarray
+    never_learned_needed: float = 0.5
 
     @property
     def noise(self) -> bool:
-        """True only when the evidence test finds more wrong labels than clean labels produce."""
-        return self.evidence.noise
+        """True only when the evidence test finds more wrong labels than clean labels produce and
+        the flagged samples were mostly never learned."""
+        return self.evidence.noise and self.never_learned_share >= self.never_learned_needed
+
+    @property
+    def never_learned_share(self) -> float:
+        """Share of the flagged samples never predicted as their label with p[label] >= 0.5."""
+        n = int(self.flagged.sum())
+        return float((~self.learned[self.flagged]).sum() / n) if n else 0.0
 
     @property
     def n_flagged(self) -> int:
@@ -203,6 +224,7 @@ def _accumulate(run: Run, calibrated: bool):
     everyone = np.arange(n_ids)
     n_epochs = np.zeros(n_ids, dtype=np.int64)
     label_sum = np.zeros(n_ids)
+    learned = np.zeros(n_ids, dtype=bool)
     wrong_pos, wrong_rows = [], []
     for r in run.records:
         whole = r.rows.shape[0] == n_ids and np.array_equal(r.rows, everyone)
@@ -210,6 +232,7 @@ def _accumulate(run: Run, calibrated: bool):
         p_label, _ = _epoch_probs(r, calibrated)
         n_epochs[at] += 1
         label_sum[at] += p_label
+        learned[at] |= r.stats.correct & (p_label >= 0.5)
         wrong = np.flatnonzero(r.stats.pred != labels[at])  # positions in the epoch's file
         wrong_pos.append(wrong)
         wrong_rows.append(wrong if whole else r.rows[wrong])
@@ -224,7 +247,7 @@ def _accumulate(run: Run, calibrated: bool):
         _, p_top = _epoch_probs(r, calibrated)
         hit = r.stats.pred[pos] == other_class[rows]
         other_sum[rows[hit]] += p_top[pos[hit]]  # ids are unique within an epoch
-    return labels, n_epochs, label_sum, other_class, other_count, other_sum
+    return labels, n_epochs, label_sum, other_class, other_count, other_sum, learned
 
 
 def _class_means(labels: np.ndarray, values: np.ndarray, n_classes: int) -> np.ndarray:
@@ -300,7 +323,7 @@ def label_quality(run: Run, thresholds: LabelQualityThresholds = LabelQualityThr
     calibrated = thresholds.temperature_scaled and all(
         r.stats.recal_loss is not None for r in run.records
     )
-    labels, n_epochs, label_sum, other_class, other_count, other_sum = _accumulate(run, calibrated)
+    labels, n_epochs, label_sum, other_class, other_count, other_sum, learned = _accumulate(run, calibrated)
     with np.errstate(invalid="ignore", divide="ignore"):
         p_label = label_sum / n_epochs
         p_other = other_sum / n_epochs
@@ -326,6 +349,8 @@ def label_quality(run: Run, thresholds: LabelQualityThresholds = LabelQualityThr
         n_estimated=n_estimated,
         calibrated=calibrated,
         evidence=noise_evidence(run, thresholds),
+        learned=learned,
+        never_learned_needed=thresholds.noise_never_learned,
     )
 
 

@@ -25,8 +25,8 @@ class Thresholds:
     carries
         A part "carries the rise" when it is at least this share of it (a majority).
     tail_max_samples
-        tail-driven: the fewest samples carrying 80% of the summed per-sample increases of the
-        refinement part are at most this fraction of the samples ...
+        tail-driven: the fewest samples carrying 80% of the summed per-sample increases are at most
+        this fraction of the samples (or one sample), recalibration leaves part of the rise ...
     tail_max_median_share
         ... while the median loss rises by at most this fraction of the rise.
     broad_min_median_share
