@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lossacc_cli.analysis.calibration import CalibrationReport, calibration_report
 from lossacc_cli.analysis.checkpoint import Checkpoint, checkpoint_advice
 from lossacc_cli.analysis.diagnosis import Diagnosis, diagnose
 from lossacc_cli.analysis.headline import headline as headline_text
 from lossacc_cli.analysis.label_quality import LabelQuality, label_quality
+from lossacc_cli.analysis.outliers import LossDistribution, loss_distribution
 from lossacc_cli.analysis.overview import Overview, overview
 from lossacc_cli.analysis.rise import GROUPS
 from lossacc_cli.analysis.run import Run, load_run
@@ -36,7 +38,9 @@ class AnalyzeReport:
 
     ``diagnosis`` compares ``diagnosis.from_epoch`` (the lowest-loss epoch unless given) with
     ``diagnosis.to_epoch`` (the last unless given); ``labels`` scores every sample id of the run
-    (``ids``); ``checkpoint`` is the epoch to keep.
+    (``ids``); ``checkpoint`` is the epoch to keep. ``calibration_from``/``calibration_to`` are the
+    reliability tables and ECE variants of the two compared epochs, ``losses_from``/``losses_to``
+    their per-sample loss distributions (log-spaced histograms, quantiles and outlying samples).
     """
 
     path: str
@@ -52,6 +56,10 @@ class AnalyzeReport:
     thresholds: Thresholds
     warnings: tuple[str, ...]
     run: Run
+    calibration_from: CalibrationReport
+    calibration_to: CalibrationReport
+    losses_from: LossDistribution
+    losses_to: LossDistribution
 
     @property
     def id_labels(self) -> np.ndarray:
@@ -156,6 +164,10 @@ def analyze_run(
         thresholds=thresholds,
         warnings=run.notes,
         run=run,
+        calibration_from=calibration_report(run, a),
+        calibration_to=calibration_report(run, b),
+        losses_from=loss_distribution(run, a),
+        losses_to=loss_distribution(run, b),
     )
 
 

@@ -15,6 +15,7 @@ from lossacc_cli.analysis.compare import class_stats
 from lossacc_cli.analysis.rise import GROUPS, Part, Rise
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
+from lossacc_cli.render.calibration import calibration_json
 
 
 def epoch_rows(report) -> list[dict]:
@@ -139,6 +140,19 @@ def label_issues_dict(report) -> dict:
     }
 
 
+def distribution_dict(run: Run, dist) -> dict:
+    r = run.record(dist.epoch)
+    return {
+        "epoch": dist.epoch,
+        "n_samples": dist.n_samples,
+        "edges": dist.edges.tolist(),
+        "counts": dist.counts.tolist(),
+        "quantiles": dist.quantiles,
+        "outliers": [{"id": i, "loss": float(x)} for i, x in zip(run.ids[r.rows[dist.outliers]].tolist(),
+                                                                 dist.outlier_losses)],
+    }
+
+
 def report_dict(report, *, top: int = 10) -> dict:
     dx = report.diagnosis
     ov = report.overview
@@ -167,6 +181,10 @@ def report_dict(report, *, top: int = 10) -> dict:
             "rise": rise_dict(report.run, dx.rise, top) if dx.rise is not None else None,
         },
         "checkpoint": {**dataclasses.asdict(report.checkpoint), "chosen_on": "this evaluation set"},
+        "calibration": {"from": calibration_json(report.calibration_from),
+                        "to": calibration_json(report.calibration_to)},
+        "loss_distributions": {"from": distribution_dict(report.run, report.losses_from),
+                               "to": distribution_dict(report.run, report.losses_to)},
         "label_issues": label_issues_dict(report),
         "thresholds": dataclasses.asdict(report.thresholds),
         "warnings": list(report.warnings),
