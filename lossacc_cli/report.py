@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -40,7 +41,8 @@ class AnalyzeReport:
     ``diagnosis.to_epoch`` (the last unless given); ``labels`` scores every sample id of the run
     (``ids``); ``checkpoint`` is the epoch to keep. ``calibration_from``/``calibration_to`` are the
     reliability tables and ECE variants of the two compared epochs, ``losses_from``/``losses_to``
-    their per-sample loss distributions (log-spaced histograms, quantiles and outlying samples).
+    their per-sample loss distributions (log-spaced histograms, quantiles and outlying samples);
+    these four are computed on first use (the terminal view does not show them).
     """
 
     path: str
@@ -56,10 +58,22 @@ class AnalyzeReport:
     thresholds: Thresholds
     warnings: tuple[str, ...]
     run: Run
-    calibration_from: CalibrationReport
-    calibration_to: CalibrationReport
-    losses_from: LossDistribution
-    losses_to: LossDistribution
+
+    @cached_property
+    def calibration_from(self) -> CalibrationReport:
+        return calibration_report(self.run, self.from_epoch)
+
+    @cached_property
+    def calibration_to(self) -> CalibrationReport:
+        return calibration_report(self.run, self.to_epoch)
+
+    @cached_property
+    def losses_from(self) -> LossDistribution:
+        return loss_distribution(self.run, self.from_epoch)
+
+    @cached_property
+    def losses_to(self) -> LossDistribution:
+        return loss_distribution(self.run, self.to_epoch)
 
     @property
     def id_labels(self) -> np.ndarray:
@@ -164,10 +178,6 @@ def analyze_run(
         thresholds=thresholds,
         warnings=run.notes,
         run=run,
-        calibration_from=calibration_report(run, a),
-        calibration_to=calibration_report(run, b),
-        losses_from=loss_distribution(run, a),
-        losses_to=loss_distribution(run, b),
     )
 
 
