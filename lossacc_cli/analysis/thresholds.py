@@ -54,7 +54,7 @@ class Thresholds:
     significance_level: float = 0.95
     significance_max_carriers: int = 3
     carries: float = 0.5
-    tail_max_samples: float = 0.05
+    tail_max_samples: float = 0.2
     tail_max_median_share: float = 0.1
     broad_min_median_share: float = 0.25
     class_min_ratio: float = 2.0
