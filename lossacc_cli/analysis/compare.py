@@ -49,12 +49,12 @@ def class_stats(run: Run, rise: Rise) -> tuple[ClassStats, ...]:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.bincount(labels, weights=values.astype(np.float64), minlength=k) / count
 
-    loss_a, loss_b = mean_by_class(sa.loss[ia]), mean_by_class(sb.loss[ib])
-    acc_a, acc_b = mean_by_class(sa.correct[ia]), mean_by_class(sb.correct[ib])
-    ece_a = _class_ece(sa.confidence[ia], sa.correct[ia], labels, k)
-    ece_b = _class_ece(sb.confidence[ib], sb.correct[ib], labels, k)
+    loss_from, loss_to = mean_by_class(sa.loss[ia]), mean_by_class(sb.loss[ib])
+    acc_from, acc_to = mean_by_class(sa.correct[ia]), mean_by_class(sb.correct[ib])
+    ece_from = _class_ece(sa.confidence[ia], sa.correct[ia], labels, k)
+    ece_to = _class_ece(sb.confidence[ib], sb.correct[ib], labels, k)
     return tuple(
-        ClassStats(int(c), int(count[c]), float(loss_a[c]), float(loss_b[c]), float(acc_a[c]),
-                   float(acc_b[c]), float(ece_a[c]), float(ece_b[c]))
+        ClassStats(int(c), int(count[c]), float(loss_from[c]), float(loss_to[c]), float(acc_from[c]),
+                   float(acc_to[c]), float(ece_from[c]), float(ece_to[c]))
         for c in (p.label for p in rise.total.classes)
     )

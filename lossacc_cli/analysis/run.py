@@ -95,13 +95,6 @@ class Run:
             raise UsageError(f"{option} must be a number, 'best' or 'last', not {spec!r}") from None
         return self.record(epoch, option).epoch
 
-    def n_common(self, epoch_a: int, epoch_b: int) -> int:
-        """How many sample ids are present at both epochs."""
-        present = np.zeros(len(self.ids), dtype=np.int8)
-        present[self.record(epoch_a).rows] += 1
-        present[self.record(epoch_b).rows] += 1
-        return int((present == 2).sum())
-
 
 def _epoch_list(epochs: list[int]) -> str:
     if len(epochs) <= 8:
