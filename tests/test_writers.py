@@ -228,6 +228,16 @@ def test_a_resumed_run_is_checked_against_the_files_already_there(tmp_path):
     assert [e.epoch for e in _epochs(tmp_path)] == [1, 2, 3]
 
 
+def test_an_epoch_already_in_the_folder_under_another_name_is_refused(tmp_path):
+    with PredictionWriter(tmp_path, format="npz") as writer:
+        _write(writer, range(4), [0] * 4, 1)
+    with PredictionWriter(tmp_path) as parquet_writer:
+        with pytest.raises(PredictionError, match=r"epoch 1 is already in the folder as .*epoch_001.npz"):
+            _write(parquet_writer, range(4), [0] * 4, 1)
+        _write(parquet_writer, range(4), [0] * 4, 2)
+    assert [e.epoch for e in _epochs(tmp_path)] == [1, 2]
+
+
 def test_a_folder_with_files_that_have_no_ids_is_refused(tmp_path):
     np.savez(tmp_path / "epoch_001.npz", labels=np.array([0, 1]), logits=_logits(2, 2))
     with PredictionWriter(tmp_path) as writer:

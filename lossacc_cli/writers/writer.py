@@ -210,6 +210,7 @@ class PredictionWriter:
         self._batches = Batches(None if self.class_names is None else len(self.class_names))
         self._reference: _Reference | None = None
         self._looked_for_files = False
+        self._found: dict[int, str] = {}  # epochs already in the folder -> their paths
         self._written: dict[int, str] = {}
         self._closed = False
         os.makedirs(self.directory, exist_ok=True)
@@ -272,6 +273,12 @@ class PredictionWriter:
         rows = _sorted_unique(rows, number)
         self._check_same_set(rows, number)
         path = os.path.join(self.directory, f"{self.prefix}_{number:03d}.{self.format}")
+        other = self._found.get(number)
+        if other is not None and os.path.abspath(other) != os.path.abspath(path):
+            raise PredictionError(
+                f"epoch {number} is already in the folder as {other}; two files of one epoch "
+                "cannot be read: write each run to a new folder"
+            )
         encode = WRITERS[self.format](
             rows.ids, rows.labels, rows.kind, rows.scores,
             class_names=self.class_names, provenance=self._provenance(number),
@@ -303,7 +310,7 @@ class PredictionWriter:
     def _check_same_set(self, rows: Rows, epoch: int) -> None:
         if self._reference is None and not self._looked_for_files:
             self._looked_for_files = True
-            self._reference = _reference_from_folder(self.directory)
+            self._reference, self._found = _reference_from_folder(self.directory)
         reference = self._reference
         if reference is None:
             return
@@ -434,10 +441,11 @@ def _label_change(rows: Rows, reference: _Reference, changed: np.ndarray, where:
     )
 
 
-def _reference_from_folder(directory: str) -> _Reference | None:
-    """The newest epoch already in ``directory`` (a resumed run), read with lossacc's reader."""
+def _reference_from_folder(directory: str) -> tuple[_Reference | None, dict[int, str]]:
+    """The newest epoch already in ``directory`` (a resumed run), read with lossacc's reader,
+    and the path of every epoch found there."""
     if not _holds_epoch_files(directory):
-        return None
+        return None, {}
     from lossacc_cli.errors import InputError
     from lossacc_cli.readers import discover, read_epoch
 
@@ -456,7 +464,8 @@ def _reference_from_folder(directory: str) -> _Reference | None:
         )
     ids = epoch.ids.astype(str) if epoch.ids.dtype.kind == "O" else epoch.ids
     order = np.argsort(ids, kind="stable")
-    return _Reference(epoch.epoch, epoch.source, ids[order], epoch.labels[order], epoch.n_classes)
+    reference = _Reference(epoch.epoch, epoch.source, ids[order], epoch.labels[order], epoch.n_classes)
+    return reference, {source.epoch: source.path for source in sources}
 
 
 def _holds_epoch_files(directory: str) -> bool:
