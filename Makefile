@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz venv clean
+.PHONY: demo test test-integrations fuzz venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,26 @@ fuzz: $(VENV)/.installed-test
 	LOSSACC_FUZZ_CASES=$(FUZZ_CASES) $(if $(FUZZ_SEED),LOSSACC_FUZZ_SEED=$(FUZZ_SEED)) \
 		$(BIN)/python -m pytest tests/test_fuzz.py -rxf
 
+# The writers' adapters against the real frameworks, in a venv of their own: CPU builds only,
+# exact versions from tests/integrations/constraints.txt. check_install.py fails the target
+# when a framework is missing or a CUDA build came in; the tests then skip nothing.
+IVENV := .venv-integrations
+IBIN := $(IVENV)/bin
+INTEGRATIONS := tests/integrations
+
+$(IBIN)/python:
+	$(PYTHON) -m venv $(IVENV)
+	$(IBIN)/python -m pip install --quiet --upgrade pip
+
+$(IVENV)/.installed: pyproject.toml $(INTEGRATIONS)/constraints.txt | $(IBIN)/python
+	$(IBIN)/python -m pip install --quiet -c $(INTEGRATIONS)/constraints.txt \
+		-e ".[test,torch,lightning,keras,transformers]"
+	$(IBIN)/python $(INTEGRATIONS)/check_install.py $(INTEGRATIONS)/constraints.txt
+	touch $@
+
+test-integrations: $(IVENV)/.installed
+	KERAS_BACKEND=torch LOSSACC_REQUIRED_FRAMEWORKS="torch lightning keras transformers" \
+		$(IBIN)/python -m pytest $(INTEGRATIONS) -rs
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(IVENV) build *.egg-info
