@@ -1,3 +1,3 @@
-from lossacc_cli.cli.app import main
+from lossacc_cli.cli.entry import main
 
 main()

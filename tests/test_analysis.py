@@ -178,3 +178,15 @@ def test_concentration_sets_are_minimal(changes):
         target = c.fraction * total * (1 - 1e-12)
         assert positive[: c.count].sum() >= target - 1e-12  # enough
         assert positive[: c.count - 1].sum() < target  # and one fewer is not
+
+
+def test_id_table_maps_ids_across_epochs_and_keeps_int_and_string_ids_apart():
+    from lossacc_cli.analysis.run import _IdTable
+
+    t = _IdTable()
+    assert t.rows_for(np.array([5, 3, 9])).tolist() == [0, 1, 2]
+    assert t.rows_for(np.array([9, 5, 7])).tolist() == [2, 0, 3]  # 7 is new: row 3
+    # the string "3" is not the integer 3
+    assert t.rows_for(np.array(["3", "a"], dtype=object)).tolist() == [4, 5]
+    assert t.rows_for(np.array(["a", 3, 9], dtype=object)).tolist() == [5, 1, 2]
+    assert t.ids.tolist() == [5, 3, 9, 7, "3", "a"]

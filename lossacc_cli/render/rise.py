@@ -67,7 +67,7 @@ def significance_text(sig: Significance) -> str:
 
 def groups_table(rise: Rise, *, plain: bool):
     """Each part by outcome group: contributions in nats; each column sums to its part."""
-    t = new_table(f"The rise by outcome group (nats; each column sums to its part)", plain=plain)
+    t = new_table("The rise by outcome group (nats; each column sums to its part)", plain=plain)
     parts = rise.parts()
     t.add_column("group")
     t.add_column("n", justify="right")
@@ -99,7 +99,7 @@ def classes_table(run: Run, rise: Rise, *, top: int, plain: bool):
     """Classes by contribution to the rise, beside their share of the samples."""
     names = run.class_names
     stats = {c.label: c for c in class_stats(run, rise)}
-    t = new_table(f"Classes by contribution to the rise (share of samples vs share of the rise)", plain=plain)
+    t = new_table("Classes by contribution to the rise (share of samples vs share of the rise)", plain=plain)
     for col in ("class", "n", "samples", "rise", "x avg", f"loss@{rise.from_epoch}", f"loss@{rise.to_epoch}",
                 f"acc@{rise.to_epoch}"):
         t.add_column(col, justify="left" if col == "class" else "right", overflow="fold", no_wrap=col != "class")

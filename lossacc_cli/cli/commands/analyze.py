@@ -7,11 +7,7 @@ from typing import Annotated
 import typer
 
 from lossacc_cli.cli.common import cli_errors
-from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import Format, FromOpt, Shared, ToOpt, shared_options
-from lossacc_cli.cli.respond import respond
-from lossacc_cli.render.analyze import render
-from lossacc_cli.report import analyze_run
 
 BriefOpt = Annotated[bool, typer.Option("--brief", help="Only the headline, the findings and the checkpoint.")]
 
@@ -24,6 +20,11 @@ def analyze(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None, br
     Compares the lowest-loss epoch with the last by default (--from/--to to choose).
     Example: lossacc analyze preds/ --format json --output report.json
     """
+    from lossacc_cli.cli.loading import load
+    from lossacc_cli.cli.respond import respond
+    from lossacc_cli.render.analyze import render
+    from lossacc_cli.report import analyze_run
+
     with cli_errors(opts.debug):
         run = load(opts, progress=opts.fmt is Format.table)
         report = analyze_run(run, from_epoch=from_epoch, to_epoch=to_epoch)

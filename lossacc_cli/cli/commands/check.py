@@ -8,17 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lossacc_cli.analysis.check import CheckConfig, evaluate, parse_fraction, parse_threshold
-from lossacc_cli.analysis.causes import VERDICTS
 from lossacc_cli.cli.common import cli_errors
-from lossacc_cli.cli.config import load_config
-from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import Shared, shared_options
-from lossacc_cli.cli.output import emit, is_plain, stdout_console
-from lossacc_cli.errors import UsageError
-from lossacc_cli.render.check import check_github, check_json, check_junit, check_renderable
-from lossacc_cli.render.jsonout import document, dumps
-from lossacc_cli.report import analyze_run
 
 
 class CheckFormat(str, Enum):
@@ -67,6 +58,13 @@ def check(
     lossacc.toml (options override). Example: lossacc check preds/ --max-loss-rise 5% --min-accuracy 0.9
     """
     with cli_errors(opts.debug):
+        from lossacc_cli.analysis.check import evaluate
+        from lossacc_cli.cli.loading import load
+        from lossacc_cli.cli.output import emit, is_plain, stdout_console
+        from lossacc_cli.render.check import check_github, check_json, check_junit, check_renderable
+        from lossacc_cli.render.jsonout import document, dumps
+        from lossacc_cli.report import analyze_run
+
         cfg = _check_config(config, epoch, max_loss, min_accuracy, max_ece, max_loss_rise, max_top1pct_share,
                             max_above_baseline, fail_on)
         run = load(opts, progress=False)
@@ -86,7 +84,12 @@ def check(
 
 
 def _check_config(config_path, epoch, max_loss, min_accuracy, max_ece, max_loss_rise, max_top1pct_share,
-                  max_above_baseline, fail_on) -> CheckConfig:
+                  max_above_baseline, fail_on):
+    from lossacc_cli.analysis.causes import VERDICTS
+    from lossacc_cli.analysis.check import CheckConfig, parse_fraction, parse_threshold
+    from lossacc_cli.cli.config import load_config
+    from lossacc_cli.errors import UsageError
+
     source, table = load_config(config_path)
     where = str(source) if source else "options"
 

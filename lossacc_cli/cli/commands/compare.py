@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from rich.console import Group
 
-from lossacc_cli.analysis.rise import decompose
 from lossacc_cli.cli.common import cli_errors
-from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import Format, FromOpt, Shared, ToOpt, shared_options
-from lossacc_cli.cli.respond import respond
-from lossacc_cli.errors import InputError
-from lossacc_cli.render.rise import rise_lines, rise_section
-from lossacc_cli.report_dict import rise_dict
 
 
 @shared_options(top=True)
@@ -21,6 +14,14 @@ def compare(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None) ->
 
     Default: from the lowest-loss epoch to the last. Example: lossacc compare --from 12 --to last preds/
     """
+    from rich.console import Group
+    from lossacc_cli.analysis.rise import decompose
+    from lossacc_cli.cli.loading import load
+    from lossacc_cli.cli.respond import respond
+    from lossacc_cli.errors import InputError
+    from lossacc_cli.render.rise import rise_lines, rise_section
+    from lossacc_cli.report_dict import rise_dict
+
     with cli_errors(opts.debug):
         run = load(opts, progress=opts.fmt is Format.table)
         a = run.resolve_epoch(from_epoch or "best", option="--from")
