@@ -5,6 +5,7 @@ The order of the findings is fixed, and says how to read them:
 1. whether there is a rise to explain at all: **inconclusive** (no sample in common), **no
    divergence** (the loss does not rise), **no paradox** (accuracy falls too: ordinary
    overfitting), **no significant rise** (within noise; what follows is what it would mean if real);
+   (then the causes below are kept apart, as what the rise would mean if it were real);
 2. where the rise sits: **class-specific** (a class grows far more per sample than the rest), and
    who: **suspected label noise** (the samples carrying it look mislabeled beyond what clean
    labels produce);
@@ -49,8 +50,9 @@ class Diagnosis:
     """The findings for the rise ``from_epoch -> to_epoch``, most important first.
 
     ``picked`` says the from epoch was chosen as the lowest-loss epoch (not given by the user).
-    ``conditional`` says the rise is not significant: the causes after the first finding describe
-    what it would mean if it were real.
+    When the rise is not significant, ``verdicts`` holds only what is established (no significant
+    rise, and no paradox if accuracy falls) and ``if_real`` the causes it would have if it were
+    real: hypotheses, not findings.
     """
 
     from_epoch: int
@@ -59,7 +61,11 @@ class Diagnosis:
     rise: Rise | None
     significance: Significance | None
     verdicts: tuple[Verdict, ...]
-    conditional: bool
+    if_real: tuple[Verdict, ...] = ()
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.if_real)
 
     @property
     def first(self) -> Verdict:
@@ -112,8 +118,8 @@ def diagnose(
     th = thresholds
     rise = decompose(run, from_epoch, to_epoch)
 
-    def done(verdicts, significance=None, conditional=False) -> Diagnosis:
-        return Diagnosis(from_epoch, to_epoch, picked, rise, significance, tuple(verdicts), conditional)
+    def done(verdicts, significance=None, if_real=()) -> Diagnosis:
+        return Diagnosis(from_epoch, to_epoch, picked, rise, significance, tuple(verdicts), tuple(if_real))
 
     if rise is None:
         return done([_gate(INCONCLUSIVE, f"epochs {from_epoch} and {to_epoch} have no sample id in common: "
@@ -122,8 +128,8 @@ def diagnose(
     if from_epoch >= to_epoch or rise.value < max(th.min_rise_nats, th.min_rise_relative * rise.loss_from):
         text = (f"the loss is lowest at epoch {to_epoch}, the epoch compared: loss and accuracy move together"
                 if from_epoch >= to_epoch else
-                f"the loss does not rise from epoch {from_epoch} to {to_epoch} ({rise.value:+.4f} nats, "
-                f"below {th.min_rise_relative:.0%} of {rise.loss_from:.4f}); accuracy {100 * accuracy_change:+.2f} points")
+                f"the loss does not rise from epoch {from_epoch} to {to_epoch} ({rise.value:+.4f} nats); accuracy "
+                f"{100 * accuracy_change:+.2f} points")
         return done([_gate(NO_DIVERGENCE, text, loss_change_nats=rise.value, accuracy_change=accuracy_change)])
     sig = rise_significance(run, rise, picked=picked, level=th.significance_level,
                             carriers_max=th.significance_max_carriers)
@@ -151,7 +157,9 @@ def diagnose(
                            accuracy_from=rise.accuracy_from, accuracy_to=rise.accuracy_to))
     if not causes:
         causes = [_gate(INCONCLUSIVE, _inconclusive_text(rise))]
-    return done(gates + causes, sig, conditional=not sig.significant)
+    if not sig.significant:
+        return done(gates, sig, if_real=[v for v in causes if v.name != INCONCLUSIVE])
+    return done(gates + causes, sig)
 
 
 def _not_significant_text(rise: Rise, sig: Significance) -> str:

@@ -95,7 +95,7 @@ def _capital(text: str) -> str:
 def headline(dx: Diagnosis, ck: Checkpoint, ids: np.ndarray, names=None) -> str:
     """One plain sentence naming the cause, then the next step."""
     first = dx.first
-    causes = [v for v in dx.verdicts if v.name not in (NO_SIGNIFICANT_RISE, NO_PARADOX)]
+    causes = [v for v in dx.verdicts + dx.if_real if v.name not in (NO_SIGNIFICANT_RISE, NO_PARADOX)]
     cause = causes[0] if causes else None
     if first.name == NO_DIVERGENCE:
         if dx.from_epoch >= dx.to_epoch:

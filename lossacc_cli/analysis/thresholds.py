@@ -13,7 +13,8 @@ class Thresholds:
 
     min_rise_relative, min_rise_nats
         There is a rise to explain when ``L_to - L_from >= max(min_rise_nats,
-        min_rise_relative * L_from)``; below that, loss and accuracy move together.
+        min_rise_relative * L_from)``; below that, loss and accuracy move together. Both are tiny
+        by default (float noise): whether a small rise is real is the significance test's to say.
     accuracy_tolerance
         Accuracy "holds" when it falls by at most this (0.005 = half a point); more is "no paradox".
     significance_level
@@ -48,8 +49,8 @@ class Thresholds:
         The label-quality score, its count and its evidence test (:class:`LabelQualityThresholds`).
     """
 
-    min_rise_relative: float = 0.02
-    min_rise_nats: float = 1e-4
+    min_rise_relative: float = 1e-6
+    min_rise_nats: float = 1e-9
     accuracy_tolerance: float = 0.005
     significance_level: float = 0.95
     significance_max_carriers: int = 3

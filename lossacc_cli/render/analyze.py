@@ -29,16 +29,23 @@ def headline_text(report, *, plain: bool):
     return paragraph(report.headline, style="" if plain else "bold")
 
 
-def findings(report, *, plain: bool) -> Group:
-    dx = report.diagnosis
-    title = "Findings" + (" (after the first: what the rise would mean if it were real)" if dx.conditional else "")
-    items = [Text(title, style="" if plain else "bold")]
-    for i, v in enumerate(dx.verdicts, start=1):
+def _finding_lines(verdicts, *, plain: bool) -> list:
+    items = []
+    for i, v in enumerate(verdicts, start=1):
         of = f" ({share(v.share)} of the {v.share_of})" if v.share_of and math.isfinite(v.share) else ""
         line = Text()
         line.append(f"{i}. {v.name.upper()}{of}: ", style="" if plain else "bold magenta")
         line.append(v.summary)
         items.append(paragraph(line, 2))
+    return items
+
+
+def findings(report, *, plain: bool) -> Group:
+    dx = report.diagnosis
+    items = [Text("Findings", style="" if plain else "bold"), *_finding_lines(dx.verdicts, plain=plain)]
+    if dx.if_real:
+        items += [Text("If the rise were real (hypotheses, not findings)", style="" if plain else "bold"),
+                  *_finding_lines(dx.if_real, plain=plain)]
     return Group(*items)
 
 
