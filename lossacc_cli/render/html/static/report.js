@@ -57,4 +57,5 @@
     svg.addEventListener("mouseleave", function () { tip.style.display = "none"; });
   });
   document.documentElement.setAttribute("data-ready", "1");
+  if (window.performance && performance.mark) performance.mark("lossacc-ready");
 })();
