@@ -113,8 +113,8 @@ def render(report, *, top: int = 50, media=None) -> str:
         + "".join(
             f'<figure data-figure="reliability-{key}"><div class="plot">{charts.reliability(cal[key], key)}</div>'
             f'<div class="aside">{page.ece_table(cal[key], key)}</div><figcaption>Reliability at epoch {epoch}: '
-            "accuracy per confidence bin against the diagonal; the thin bar is the gap to the bin's mean "
-            "confidence (red: overconfident); below, the samples per bin.</figcaption></figure>"
+            "accuracy per confidence bin against the diagonal; shaded above or below it, the gap to the bin's "
+            "mean confidence (red: overconfident, teal: under-confident); below, the samples per bin.</figcaption></figure>"
             for key, epoch in (("from", a), ("to", b)))
         + "</div></section>",
         page.top_samples_table(d, previews),

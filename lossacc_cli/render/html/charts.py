@@ -288,7 +288,7 @@ def reliability(cal: dict, role: str) -> str:
     """One epoch's reliability diagram (15 equal-width bins) and the count in each bin."""
     bins = cal["reliability_equal_width"]
     with rc_context(STYLE):
-        cv = Canvas(f"reliability-{role}", (3.8, 3.9), left=0.17, right=0.97, top=0.92, bottom=0.13, hspace=0.08)
+        cv = Canvas(f"reliability-{role}", (3.2, 3.4), left=0.19, right=0.97, top=0.92, bottom=0.14, hspace=0.08)
         ax, counts = cv.figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
         ax.plot([0, 1], [0, 1], color=C["muted"], lw=0.9, ls="--", label="perfect calibration")
         for b in bins:
