@@ -33,6 +33,8 @@ def prob(x) -> str:
 
 def exact(x) -> str:
     """For hover texts: six significant digits."""
+    if x is None:
+        return "n/a"
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return str(x)
     if isinstance(x, int):
