@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
+<<<<<<< HEAD
 .PHONY: demo test test-integrations fuzz venv clean
+=======
+.PHONY: demo test test-browser chromium docs-screenshot fuzz venv clean
+>>>>>>> report
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +35,7 @@ fuzz: $(VENV)/.installed-test
 	LOSSACC_FUZZ_CASES=$(FUZZ_CASES) $(if $(FUZZ_SEED),LOSSACC_FUZZ_SEED=$(FUZZ_SEED)) \
 		$(BIN)/python -m pytest tests/test_fuzz.py -rxf
 
+<<<<<<< HEAD
 # The writers' adapters against the real frameworks, in a venv of their own: CPU builds only,
 # exact versions from tests/integrations/constraints.txt. check_install.py fails the target
 # when a framework is missing or a CUDA build came in; the tests then skip nothing.
@@ -54,3 +59,36 @@ test-integrations: $(IVENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(IVENV) build *.egg-info
+=======
+# The HTML report in a real browser: Debian's Chromium (installed here when missing: CI runs as root;
+# a browser test tool's download of its own browser is never used) driven by Playwright from a venv
+# of its own. Fails, never skips, when the browser cannot be had.
+BROWSER_VENV := .venv-browser
+BROWSER_BIN := $(BROWSER_VENV)/bin
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	  else echo "test-browser: chromium is missing and this user cannot install it (apt-get install chromium)" >&2; exit 1; fi; \
+	  echo "installing Debian's chromium"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
+
+$(BROWSER_BIN)/python:
+	$(PYTHON) -m venv $(BROWSER_VENV)
+	$(BROWSER_BIN)/python -m pip install --quiet --upgrade pip
+
+$(BROWSER_VENV)/.installed: pyproject.toml | $(BROWSER_BIN)/python
+	$(BROWSER_BIN)/python -m pip install --quiet -e ".[test,report,browser]"
+	touch $@
+
+test-browser: chromium $(BROWSER_VENV)/.installed
+	LOSSACC_BROWSER_TESTS=required $(BROWSER_BIN)/python -m pytest tests/browser -p no:cacheprovider
+
+# The README's picture of the report, taken by the browser test.
+docs-screenshot: chromium $(BROWSER_VENV)/.installed
+	LOSSACC_BROWSER_TESTS=required LOSSACC_SCREENSHOT=$(CURDIR)/docs/report.png \
+		$(BROWSER_BIN)/python -m pytest tests/browser -p no:cacheprovider -k screenshot
+
+clean:
+	rm -rf $(VENV) $(BROWSER_VENV) build *.egg-info
+>>>>>>> report

@@ -17,6 +17,7 @@ class CheckFormat(str, Enum):
     json = "json"
     github = "github"
     junit = "junit"
+    markdown = "markdown"
 
 
 Rule = Optional[str]
@@ -50,7 +51,7 @@ def check(
     config: Annotated[
         Optional[Path], typer.Option("--config", help="Rules file (lossacc.toml or pyproject.toml).")
     ] = None,
-    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="table, json, github or junit.")] = CheckFormat.table,
+    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="table, json, github, junit or markdown.")] = CheckFormat.table,
 ) -> None:
     """CI gate: evaluate rules and exit 0 (all pass), 1 (a rule failed) or 2 (cannot judge).
 
@@ -61,7 +62,7 @@ def check(
         from lossacc_cli.analysis.check import evaluate
         from lossacc_cli.cli.loading import load
         from lossacc_cli.cli.output import emit, is_plain, stdout_console
-        from lossacc_cli.render.check import check_github, check_json, check_junit, check_renderable
+        from lossacc_cli.render.check import check_github, check_json, check_junit, check_markdown, check_renderable
         from lossacc_cli.render.jsonout import document, dumps
         from lossacc_cli.report import analyze_run
 
@@ -77,6 +78,8 @@ def check(
             emit(None, check_github(result), output=output)
         elif fmt is CheckFormat.junit:
             emit(None, check_junit(result), output=output)
+        elif fmt is CheckFormat.markdown:
+            emit(None, check_markdown(result), output=output)
         else:
             plain = bool(output) or is_plain(stdout_console())
             emit(check_renderable(result, plain=plain), None, output=output)
