@@ -3,11 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-<<<<<<< HEAD
-.PHONY: demo test test-integrations fuzz venv clean
-=======
-.PHONY: demo test test-browser chromium docs-screenshot fuzz venv clean
->>>>>>> report
+.PHONY: demo test test-integrations test-browser chromium docs-screenshot fuzz venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +31,6 @@ fuzz: $(VENV)/.installed-test
 	LOSSACC_FUZZ_CASES=$(FUZZ_CASES) $(if $(FUZZ_SEED),LOSSACC_FUZZ_SEED=$(FUZZ_SEED)) \
 		$(BIN)/python -m pytest tests/test_fuzz.py -rxf
 
-<<<<<<< HEAD
 # The writers' adapters against the real frameworks, in a venv of their own: CPU builds only,
 # exact versions from tests/integrations/constraints.txt. check_install.py fails the target
 # when a framework is missing or a CUDA build came in; the tests then skip nothing.
@@ -57,9 +52,6 @@ test-integrations: $(IVENV)/.installed
 	KERAS_BACKEND=torch LOSSACC_REQUIRED_FRAMEWORKS="torch lightning keras transformers" \
 		$(IBIN)/python -m pytest $(INTEGRATIONS) -rs
 
-clean:
-	rm -rf $(VENV) $(IVENV) build *.egg-info
-=======
 # The HTML report in a real browser: Debian's Chromium (installed here when missing: CI runs as root;
 # a browser test tool's download of its own browser is never used) driven by Playwright from a venv
 # of its own. Fails, never skips, when the browser cannot be had.
@@ -90,5 +82,4 @@ docs-screenshot: chromium $(BROWSER_VENV)/.installed
 		$(BROWSER_BIN)/python -m pytest tests/browser -p no:cacheprovider -k screenshot
 
 clean:
-	rm -rf $(VENV) $(BROWSER_VENV) build *.egg-info
->>>>>>> report
+	rm -rf $(VENV) $(IVENV) $(BROWSER_VENV) build *.egg-info
