@@ -105,6 +105,12 @@ class AnalyzeReport:
 
         return report_dict(self, top=top)
 
+    def to_html(self, *, top: int = 50, media=None) -> str:
+        """The self-contained HTML page of `lossacc report` (needs the ``report`` extra)."""
+        from lossacc_cli.render.html import render
+
+        return render(self, top=top, media=media)
+
     def epochs_frame(self):
         """The per-epoch table as a pandas DataFrame, one row per epoch."""
         import pandas as pd

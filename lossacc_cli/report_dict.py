@@ -113,6 +113,37 @@ def significance_dict(sig: Significance | None) -> dict | None:
     return out
 
 
+def _at_compared_epochs(report, rows: np.ndarray) -> dict:
+    """Prediction, p[label] and loss change at the compared epochs for id-table ``rows`` (None
+    where a sample is not present at both)."""
+    rise = report.diagnosis.rise
+    n = rows.shape[0]
+    empty = [None] * n
+    if rise is None:
+        return dict.fromkeys(("pred_from", "pred_to", "p_label_from", "p_label_to", "change"), empty)
+    where = np.full(report.n_samples, -1, dtype=np.int64)
+    where[rise.rows] = np.arange(rise.n)
+    at = where[rows]
+    ok = at >= 0
+    sa, sb = report.run.record(rise.from_epoch).stats, report.run.record(rise.to_epoch).stats
+
+    def column(values):
+        out = np.full(n, np.nan)
+        out[ok] = values[at[ok]]
+        return [None if not o else v for o, v in zip(ok.tolist(), out.tolist())]
+
+    def int_column(values):
+        return [int(values[a]) if o else None for o, a in zip(ok.tolist(), at.tolist())]
+
+    return {
+        "pred_from": int_column(sa.pred[rise.index_from]),
+        "pred_to": int_column(sb.pred[rise.index_to]),
+        "p_label_from": column(sa.true_prob[rise.index_from]),
+        "p_label_to": column(sb.true_prob[rise.index_to]),
+        "change": column(rise.total.per_sample),
+    }
+
+
 def label_issues_dict(report) -> dict:
     """The complete list of flagged samples, most suspicious first, and the evidence test."""
     lq = report.labels
@@ -129,6 +160,7 @@ def label_issues_dict(report) -> dict:
         "p_label": lq.p_label[rows].tolist(),
         "p_other": lq.p_other[rows].tolist(),
         "other_fraction": lq.other_fraction[rows].tolist(),
+        **_at_compared_epochs(report, rows),
     }
     return {
         "noise_evidence": lq.noise,
