@@ -94,9 +94,19 @@ def _evidence_value(v, path: str) -> str:
 
 def findings(d: dict, in_table: set) -> str:
     dx = d["diagnosis"]
+    found = _finding_items(d, dx["verdicts"], "diagnosis.verdicts", in_table)
+    html = f'<section id="findings"><h2>Findings</h2><ol class="findings">{found}</ol>'
+    if dx["if_real"]:
+        hypotheses = _finding_items(d, dx["if_real"], "diagnosis.if_real", in_table)
+        html += ('<h3>If the rise were real</h3><p class="note">The rise is not significant: these are '
+                 f'hypotheses, not findings.</p><ol class="findings if-real">{hypotheses}</ol>')
+    return html + "</section>"
+
+
+def _finding_items(d: dict, verdicts: list, path: str, in_table: set) -> str:
     items = []
-    for i, v in enumerate(dx["verdicts"]):
-        base = f"diagnosis.verdicts.{i}"
+    for i, v in enumerate(verdicts):
+        base = f"{path}.{i}"
         head = f'<strong class="verdict">{escape(v["verdict"])}</strong>'
         if v["share"] is not None:
             head += (f' &middot; {num(v["share"], f"{base}.share", share(v["share"]))} '
@@ -115,9 +125,7 @@ def findings(d: dict, in_table: set) -> str:
                    if v["classes"] else "")
         items.append(f'<li data-verdict="{escape(v["verdict"])}">{head}<p>{escape(v["summary"])}</p>'
                      f'{located}{classes}<dl class="evidence">{evidence}</dl></li>')
-    note = ('<p class="note">The rise is not significant: the findings after the first say what it would mean '
-            "if it were real.</p>" if dx["conditional"] else "")
-    return f'<section id="findings"><h2>Findings</h2>{note}<ol class="findings">{"".join(items)}</ol></section>'
+    return "".join(items)
 
 
 def _dl(pairs: list[tuple[str, str]]) -> str:
