@@ -180,7 +180,7 @@ def analyze_run(
         diagnosis=dx,
         checkpoint=ck,
         labels=labels,
-        headline=headline_text(dx, ck, run.ids, run.class_names),
+        headline=headline_text(dx, ck, run.ids, run.class_names, n_epochs=len(run.records)),
         thresholds=thresholds,
         warnings=run.notes,
         run=run,

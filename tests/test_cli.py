@@ -221,3 +221,21 @@ def test_jobs_do_not_change_the_result(run_dir):
     assert one.exit_code == two.exit_code == every.exit_code == 0
     assert one.stdout == two.stdout == every.stdout
     assert _invoke("analyze", folder, "--jobs", "-1").exit_code == 2
+
+
+def test_table_output_of_every_command_on_one_epoch_and_on_equal_epochs(tmp_path):
+    # one epoch: nothing to compare, yet every view renders (the label issues are still listed)
+    folder = tmp_path / "one"
+    _write_run(folder, epochs=(4,))
+    for args in (("analyze", folder), ("analyze", folder, "--brief"), ("outliers", folder),
+                 ("calibration", folder), ("compare", folder)):
+        r = _invoke(*args)
+        assert r.exit_code == 0, (args, r.stderr)
+        assert "Traceback" not in r.stdout + r.stderr
+    assert "One epoch only" in _invoke("analyze", folder).stdout
+    # --from and --to the same epoch of a longer run
+    folder = tmp_path / "run"
+    _write_run(folder)
+    for args in (("analyze", folder, "--from", "3", "--to", "3"), ("compare", folder, "--from", "2", "--to", "2")):
+        r = _invoke(*args)
+        assert r.exit_code == 0, (args, r.stderr)

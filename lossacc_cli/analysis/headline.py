@@ -92,12 +92,14 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def headline(dx: Diagnosis, ck: Checkpoint, ids: np.ndarray, names=None) -> str:
+def headline(dx: Diagnosis, ck: Checkpoint, ids: np.ndarray, names=None, n_epochs: int = 2) -> str:
     """One plain sentence naming the cause, then the next step."""
     first = dx.first
     causes = [v for v in dx.verdicts + dx.if_real if v.name not in (NO_SIGNIFICANT_RISE, NO_PARADOX)]
     cause = causes[0] if causes else None
     if first.name == NO_DIVERGENCE:
+        if n_epochs == 1:
+            return f"One epoch only: there is no rise to explain across epochs. {keep(ck)}"
         if dx.from_epoch >= dx.to_epoch:
             return f"No divergence: the loss is lowest at epoch {dx.to_epoch}, the last one compared. {keep(ck)}"
         return f"No divergence: the loss does not rise after epoch {dx.from_epoch}. {keep(ck)}"

@@ -14,15 +14,15 @@ from rich.text import Text
 
 from lossacc_cli.render.charts import curves
 from lossacc_cli.render.rise import rise_lines, rise_section
-from lossacc_cli.render.style import class_label, gap, nats, new_table, num, paragraph, pct, prob, share
+from lossacc_cli.render.style import class_label, gap, nats, new_table, num, paragraph, pct, plural, prob, share
 
 MAX_EPOCH_ROWS = 40
 """A longer run shows its first, last and most telling epochs in the terminal (JSON has all)."""
 
 
 def header(report) -> Text:
-    return Text(f"{report.path}: {report.n_epochs} epochs, {report.n_samples} samples, "
-                f"{report.n_classes} classes")
+    return Text(f"{report.path}: {plural(report.n_epochs, 'epoch')}, {plural(report.n_samples, 'sample')}, "
+                f"{plural(report.n_classes, 'class')}")
 
 
 def headline_text(report, *, plain: bool):
@@ -51,7 +51,8 @@ def findings(report, *, plain: bool) -> Group:
 
 def checkpoint_text(report):
     ck = report.checkpoint
-    how = f"divide its logits by T* = {ck.temperature:.3f}" if ck.rescale else "use it as it is (T = 1)"
+    what = "its logits" if ck.logits else "the log of its probabilities"
+    how = f"divide {what} by T* = {ck.temperature:.3f}" if ck.rescale else "use it as it is (T = 1)"
     text = (f"Checkpoint: keep epoch {ck.epoch} and {how}: loss {nats(ck.loss)} nats, "
             f"{ck.gain:.4f} below epoch {ck.best_loss_epoch}'s {nats(ck.best_loss)} (the lowest raw loss), "
             f"accuracy {100 * ck.accuracy_gain:+.2f} points. The epoch and T* are chosen on this evaluation set")
@@ -146,7 +147,8 @@ def render(report, *, top: int = 10, plain: bool, brief: bool = False) -> Group:
     """The terminal view of ``report``; ``plain`` for pipes and files (no colour, no boxes)."""
     dx = report.diagnosis
     parts = [header(report), gap(), headline_text(report, plain=plain), gap()]
-    if dx.rise is not None:
+    compared = dx.rise is not None and dx.from_epoch != dx.to_epoch
+    if compared:
         parts += [rise_lines(dx.rise, dx.significance, picked=dx.picked), gap()]
     parts += [findings(report, plain=plain), gap(), checkpoint_text(report)]
     warning = baseline_warning(report, plain=plain)
@@ -158,7 +160,7 @@ def render(report, *, top: int = 10, plain: bool, brief: bool = False) -> Group:
         chart = curves(report, plain=plain)
         chart.rstrip()
         parts += [gap(), chart]
-    if dx.rise is not None:
+    if compared:
         parts.append(rise_section(report.run, dx.rise, top=top, plain=plain))
     issues = label_issues_table(report, top=top, plain=plain)
     if issues is not None:

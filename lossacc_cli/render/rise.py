@@ -11,6 +11,7 @@ from rich.console import Group
 
 from lossacc_cli.analysis.compare import class_stats
 from lossacc_cli.analysis.rise import GROUPS, Rise
+from lossacc_cli.analysis.rise import share as ratio
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
 from lossacc_cli.render.style import (
@@ -45,8 +46,8 @@ def rise_lines(rise: Rise, sig: Significance | None, *, picked: bool) -> Group:
     if rise.calibration is not None:
         c, r = rise.calibration.value, rise.refinement.value
         lines.append(paragraph(
-            f"= calibration part {signed(c)} ({share(c / rise.value)}) + refinement part {signed(r)} "
-            f"({share(r / rise.value)}); the refinement part is what is left after each epoch's own "
+            f"= calibration part {signed(c)} ({share(ratio(c, rise.value))}) + refinement part {signed(r)} "
+            f"({share(ratio(r, rise.value))}); the refinement part is what is left after each epoch's own "
             f"temperature: {nats(rise.recalibrated_from)} -> {nats(rise.recalibrated_to)} nats", 2))
     return Group(*lines)
 

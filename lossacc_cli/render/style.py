@@ -88,4 +88,6 @@ def gap() -> Text:
 
 def plural(count: int, noun: str) -> str:
     """``1 sample``, ``2 samples``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}es" if noun.endswith(("s", "x")) else f"{count} {noun}s"
