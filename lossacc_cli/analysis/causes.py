@@ -146,7 +146,7 @@ def tail_driven(ctx: RiseContext) -> Verdict | None:
     rise, th = ctx.rise, ctx.thresholds
     part = _remaining(rise)
     k_all = rise.total.concentration[-1].count
-    if part.value <= 0 or k_all == 0 or k_all > max(1.0, th.tail_max_samples * rise.n):
+    if part.value < th.refinement_min_share * rise.value or k_all == 0 or k_all > max(1.0, th.tail_max_samples * rise.n):
         return None
     if rise.median_change > th.tail_max_median_share * rise.value:
         return None
@@ -171,7 +171,7 @@ def broad_overfitting(ctx: RiseContext) -> Verdict | None:
     """The median loss rises too and recalibration does not bring the loss back."""
     rise, th = ctx.rise, ctx.thresholds
     part = _remaining(rise)
-    if part.value <= 0 or rise.median_change < th.broad_min_median_share * rise.value:
+    if part.value < th.refinement_min_share * rise.value or rise.median_change < th.broad_min_median_share * rise.value:
         return None
     share = part.value / rise.value
     text = (f"the median loss rises too ({rise.median_from:.4f} -> {rise.median_to:.4f} nats) and "

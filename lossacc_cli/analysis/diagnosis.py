@@ -173,8 +173,13 @@ def _not_significant_text(rise: Rise, sig: Significance) -> str:
 
 
 def _inconclusive_text(rise: Rise) -> str:
+    c80 = rise.total.concentration[-1]
+    where = (f"; {c80.count} of the {rise.n} samples ({c80.share_of_samples:.0%}) carry 80% of its per-sample "
+             "increases" if c80.count else "")
     if rise.calibration is None:
         return (f"the loss rises {rise.value:+.4f} nats but no cause accounts for it (no scores: the "
-                "calibration and refinement parts cannot be separated)")
-    return (f"the loss rises {rise.value:+.4f} nats (calibration part {rise.calibration.value:+.4f}, refinement "
-            f"part {rise.refinement.value:+.4f}) but no cause accounts for it clearly")
+                f"calibration and refinement parts cannot be separated){where}")
+    return (f"the loss rises {rise.value:+.4f} nats: calibration part {rise.calibration.value:+.4f}, refinement "
+            f"part {rise.refinement.value:+.4f}, and recalibrated, epoch {rise.to_epoch} is at "
+            f"{rise.recalibrated_to:.4f} nats against epoch {rise.from_epoch}'s {rise.loss_from:.4f}; no cause "
+            f"accounts for it clearly{where}")

@@ -378,7 +378,9 @@ def fit_noise_rate(label_prob: np.ndarray, n_classes: int) -> tuple[float, float
     if float(np.sum(d / p)) <= 0.0:  # the likelihood falls from r = 0: no noise at all
         return 0.0, 0.0
     lo, hi = 0.0, 1.0
-    if float(np.sum(d / (p + d))) >= 0.0:
+    with np.errstate(divide="ignore", invalid="ignore"):  # p + d = 0 at r = 1 for a certain label: -inf
+        at_one = float(np.sum(d / (p + d)))
+    if at_one >= 0.0:
         lo = 1.0
     else:
         for _ in range(50):  # 2**-50: far below any rate that matters

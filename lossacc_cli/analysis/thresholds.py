@@ -25,6 +25,10 @@ class Thresholds:
         >= 2.5% for k <= 3, so an interval from samples cannot exclude zero).
     carries
         A part "carries the rise" when it is at least this share of it (a majority).
+    refinement_min_share
+        tail-driven and broad overfitting need the refinement part (what recalibration leaves) to
+        be at least this share of the rise: below it, the rise is calibration and nothing is left
+        for them to explain.
     tail_max_samples
         tail-driven: the fewest samples carrying 80% of the summed per-sample increases are at most
         this fraction of the samples (or one sample), recalibration leaves part of the rise ...
@@ -55,6 +59,7 @@ class Thresholds:
     significance_level: float = 0.95
     significance_max_carriers: int = 3
     carries: float = 0.5
+    refinement_min_share: float = 0.25
     tail_max_samples: float = 0.2
     tail_max_median_share: float = 0.1
     broad_min_median_share: float = 0.25
