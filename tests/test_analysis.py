@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossacc_cli.analysis.compare import compare_epochs, concentration
+from lossacc_cli.analysis.compare import class_stats
 from lossacc_cli.analysis.dynamics import suspected_label_errors, training_dynamics
+from lossacc_cli.analysis.rise import concentration, decompose
 from lossacc_cli.analysis.outliers import outlier_report
 from lossacc_cli.analysis.overview import overview
 from lossacc_cli.analysis.run import build_run
@@ -36,47 +37,58 @@ def _one_bad_sample_run(permute_b=None, drop_b=None):
     return build_run("run", [e1, e2])
 
 
+def _top(run, rise):
+    order = np.argsort(-rise.total.per_sample, kind="stable")
+    return run.ids[rise.rows[order]]
+
+
 def test_one_sample_going_bad_is_the_top_responsible_sample():
     # d_0 = -ln 1e-6 + ln .3 = 13.815511 - 1.203973 = 12.611538
     # d_others = -ln .9 + ln .6 = -0.405465 each; D = (12.611538 - 9 * 0.405465) / 10 = 0.896235
-    c = compare_epochs(_one_bad_sample_run(), 1, 2)
-    assert c.n_common == 10
-    assert c.mean_change == pytest.approx(0.8962352, abs=1e-6)
-    assert c.top[0].id == "s0"
-    assert c.top[0].group == "wrong at both"
-    assert c.top[0].change == pytest.approx(12.611538, abs=1e-6)
-    groups = {g.group: g for g in c.groups}
+    run = _one_bad_sample_run()
+    c = decompose(run, 1, 2)
+    assert c.n == 10
+    assert c.value == pytest.approx(0.8962352, abs=1e-6)
+    assert _top(run, c)[0] == "s0"
+    assert c.group[0] == 3  # wrong at both
+    assert c.total.per_sample[0] == pytest.approx(12.611538, abs=1e-6)
+    groups = {g.group: g for g in c.total.groups}
     assert groups["wrong at both"].count == 1
     assert groups["wrong at both"].contribution == pytest.approx(1.2611538, abs=1e-6)
     assert groups["correct at both"].contribution == pytest.approx(-0.3649186, abs=1e-6)
     assert groups["fixed"].count == groups["broken"].count == 0
-    assert sum(g.contribution for g in c.groups) == pytest.approx(c.mean_change, abs=1e-15)
-    assert sum(g.share for g in c.groups) == pytest.approx(1.0)
+    assert sum(g.contribution for g in c.total.groups) == pytest.approx(c.value, abs=1e-15)
+    assert sum(g.share for g in c.total.groups) == pytest.approx(1.0)
     # only sample 0 changed for the worse: it alone is 50% and 80% of the positive change
-    assert [x.count for x in c.concentration] == [1, 1]
-    assert c.concentration[0].loss_b_without == pytest.approx(-math.log(0.9))
+    assert [x.count for x in c.total.concentration] == [1, 1]
+    assert c.total.concentration[0].loss_to_without == pytest.approx(-math.log(0.9))
     # medians: at a, 9 of 10 losses are -ln .6 ; at b, -ln .9
     assert c.median_change == pytest.approx(math.log(0.6 / 0.9))
     # per class: class 0 carries +1.2611538, class 1 carries -0.3649186
-    assert [k.label for k in c.classes] == [0, 1]
-    assert c.classes[0].contribution == pytest.approx(1.2611538, abs=1e-6)
-    assert c.classes[1].accuracy_a == c.classes[1].accuracy_b == 1.0
+    assert [k.label for k in c.total.classes] == [0, 1]
+    assert c.total.classes[0].contribution == pytest.approx(1.2611538, abs=1e-6)
+    # class 0 is 10% of the samples and 1.2611538 / 0.8962352 = 140.7% of the rise: 14.07x the average
+    assert c.total.classes[0].sample_share == pytest.approx(0.1)
+    assert c.total.classes[0].ratio == pytest.approx(1.2611538 / 0.8962352 / 0.1, rel=1e-6)
+    stats = class_stats(run, c)
+    assert stats[1].accuracy_from == stats[1].accuracy_to == 1.0
 
 
 def test_comparison_does_not_depend_on_row_order():
-    plain = compare_epochs(_one_bad_sample_run(), 1, 2)
-    shuffled = compare_epochs(_one_bad_sample_run(permute_b=np.array([3, 7, 0, 9, 1, 5, 2, 8, 4, 6])), 1, 2)
-    assert shuffled.mean_change == pytest.approx(plain.mean_change, abs=1e-15)
-    assert [g.contribution for g in shuffled.groups] == pytest.approx([g.contribution for g in plain.groups])
-    assert shuffled.top[0].id == "s0"
+    plain = decompose(_one_bad_sample_run(), 1, 2)
+    run = _one_bad_sample_run(permute_b=np.array([3, 7, 0, 9, 1, 5, 2, 8, 4, 6]))
+    shuffled = decompose(run, 1, 2)
+    assert shuffled.value == pytest.approx(plain.value, abs=1e-15)
+    assert [g.contribution for g in shuffled.total.groups] == pytest.approx([g.contribution for g in plain.total.groups])
+    assert _top(run, shuffled)[0] == "s0"
 
 
 def test_ids_missing_from_one_epoch_are_excluded_and_reported():
     run = _one_bad_sample_run(drop_b=[4])
-    c = compare_epochs(run, 1, 2)
-    assert c.n_common == 9 and c.n_only_a == 1 and c.n_only_b == 0
+    c = decompose(run, 1, 2)
+    assert c.n == 9 and c.n_only_from == 1 and c.n_only_to == 0
     # mean over the 9 common samples: (12.611538 - 8 * 0.405465) / 9
-    assert c.mean_change == pytest.approx((12.611538 - 8 * 0.4054651) / 9, abs=1e-6)
+    assert c.value == pytest.approx((12.611538 - 8 * 0.4054651) / 9, abs=1e-6)
     assert any("missing" in n for n in run.notes)
 
 
@@ -145,11 +157,12 @@ def test_group_contributions_sum_to_mean_change(n, seed):
     labels = rng.integers(0, k, n)
     e1 = epoch(rng.normal(size=(n, k)) * 3, labels, epoch_no=1)
     e2 = epoch(rng.normal(size=(n, k)) * 3, labels, epoch_no=2)
-    c = compare_epochs(build_run("r", [e1, e2]), 1, 2, top=n)
-    assert sum(g.contribution for g in c.groups) == pytest.approx(c.mean_change, abs=1e-12)
-    assert sum(g.count for g in c.groups) == n
-    assert sum(k_.contribution for k_ in c.classes) == pytest.approx(c.mean_change, abs=1e-12)
-    assert [s.change for s in c.top] == sorted((s.change for s in c.top), reverse=True)
+    c = decompose(build_run("r", [e1, e2]), 1, 2)
+    for part in c.parts():
+        assert sum(g.contribution for g in part.groups) == pytest.approx(part.value, abs=1e-12)
+        assert sum(k_.contribution for k_ in part.classes) == pytest.approx(part.value, abs=1e-12)
+    assert sum(g.count for g in c.total.groups) == n
+    assert c.calibration.value + c.refinement.value == pytest.approx(c.value, abs=1e-12)
 
 
 @settings(max_examples=100, deadline=None)
@@ -158,10 +171,22 @@ def test_concentration_sets_are_minimal(changes):
     d = np.array(changes)
     positive = np.sort(np.maximum(d, 0))[::-1]
     total = positive.sum()
-    for c in concentration(d, np.abs(d)):
+    for c in concentration(d):
         if total <= 0:
             assert c.count == 0
             continue
         target = c.fraction * total * (1 - 1e-12)
         assert positive[: c.count].sum() >= target - 1e-12  # enough
         assert positive[: c.count - 1].sum() < target  # and one fewer is not
+
+
+def test_id_table_maps_ids_across_epochs_and_keeps_int_and_string_ids_apart():
+    from lossacc_cli.analysis.run import _IdTable
+
+    t = _IdTable()
+    assert t.rows_for(np.array([5, 3, 9])).tolist() == [0, 1, 2]
+    assert t.rows_for(np.array([9, 5, 7])).tolist() == [2, 0, 3]  # 7 is new: row 3
+    # the string "3" is not the integer 3
+    assert t.rows_for(np.array(["3", "a"], dtype=object)).tolist() == [4, 5]
+    assert t.rows_for(np.array(["a", 3, 9], dtype=object)).tolist() == [5, 1, 2]
+    assert t.ids.tolist() == [5, 3, 9, 7, "3", "a"]

@@ -62,7 +62,7 @@ def test_analyze_json_matches_an_independent_computation(run_dir):
     r = _invoke("analyze", folder, "--format", "json")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["schema_version"] == 1 and doc["command"] == "analyze"
+    assert doc["schema_version"] == 2 and doc["command"] == "analyze"
     assert doc["units"]["loss"] == "nats"
     assert [e["epoch"] for e in doc["epochs"]] == [1, 2, 3, 5]
     for row in doc["epochs"]:
@@ -74,8 +74,9 @@ def test_analyze_json_matches_an_independent_computation(run_dir):
         assert row["baseline_loss"] == pytest.approx(-(prior * np.log(prior)).sum())
     best = min(doc["epochs"], key=lambda e: e["loss"])["epoch"]
     assert doc["summary"]["best_loss_epoch"] == best
-    assert doc["responsibility"]["top_samples"][0]["id"] == 1007
+    assert doc["diagnosis"]["rise"]["top_samples"][0]["id"] == 1007
     assert doc["diagnosis"]["verdicts"]
+    assert doc["headline"].endswith(".")
 
 
 def test_analyze_table_equals_json(run_dir):
@@ -124,8 +125,10 @@ def test_compare_json_names_the_bad_sample(run_dir):
     assert doc["top_samples"][0]["id"] == 1007
     l1 = ce_from_logits(*truth[1])[0]
     l5 = ce_from_logits(*truth[5])[0]
-    assert doc["mean_change"] == pytest.approx((l5 - l1).mean(), abs=tolerance(truth[1][1].dtype))
-    assert sum(g["contribution"] for g in doc["groups"]) == pytest.approx(doc["mean_change"], abs=1e-12)
+    assert doc["rise"] == pytest.approx((l5 - l1).mean(), abs=tolerance(truth[1][1].dtype))
+    for part in doc["parts"]:
+        assert sum(g["contribution"] for g in part["groups"]) == pytest.approx(part["value"], abs=1e-12)
+    assert doc["parts"][0]["value"] == doc["rise"]
 
 
 def test_unknown_epoch_is_a_usage_error(run_dir):
@@ -218,3 +221,21 @@ def test_jobs_do_not_change_the_result(run_dir):
     assert one.exit_code == two.exit_code == every.exit_code == 0
     assert one.stdout == two.stdout == every.stdout
     assert _invoke("analyze", folder, "--jobs", "-1").exit_code == 2
+
+
+def test_table_output_of_every_command_on_one_epoch_and_on_equal_epochs(tmp_path):
+    # one epoch: nothing to compare, yet every view renders (the label issues are still listed)
+    folder = tmp_path / "one"
+    _write_run(folder, epochs=(4,))
+    for args in (("analyze", folder), ("analyze", folder, "--brief"), ("outliers", folder),
+                 ("calibration", folder), ("compare", folder)):
+        r = _invoke(*args)
+        assert r.exit_code == 0, (args, r.stderr)
+        assert "Traceback" not in r.stdout + r.stderr
+    assert "One epoch only" in _invoke("analyze", folder).stdout
+    # --from and --to the same epoch of a longer run
+    folder = tmp_path / "run"
+    _write_run(folder)
+    for args in (("analyze", folder, "--from", "3", "--to", "3"), ("compare", folder, "--from", "2", "--to", "2")):
+        r = _invoke(*args)
+        assert r.exit_code == 0, (args, r.stderr)

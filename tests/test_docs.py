@@ -14,7 +14,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 def test_every_command_is_documented_and_has_help():
     commands = sorted(get_command(app).commands)
-    assert commands == ["analyze", "calibration", "check", "compare", "outliers"]
+    assert commands == ["analyze", "calibration", "check", "compare", "outliers", "report"]
     for name in commands:
         assert f"lossacc {name}" in README, name
         r = CliRunner().invoke(app, [name, "--help"])

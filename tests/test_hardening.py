@@ -826,7 +826,7 @@ def test_ids_missing_between_epochs_warns_and_succeeds(tmp_path):
         assert len(warnings) == 1 and "missing from some epochs" in warnings[0], result.stderr
         assert "epoch 2: 2" in warnings[0]
         if command == "compare":
-            assert doc["n_common"] == 4 and doc["n_only_from"] == 2 and doc["n_only_to"] == 0
+            assert doc["n_samples"] == 4 and doc["n_only_from"] == 2 and doc["n_only_to"] == 0
 
 
 def test_a_single_sample_is_valid(tmp_path):

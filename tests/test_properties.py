@@ -211,13 +211,26 @@ def test_analyze_json_properties(spec: Spec):
             assert row["recalibrated_loss"] >= 0
             assert row["recalibrated_loss"] <= row["loss"] + 1e-9  # T = 1 is a candidate
 
-    resp = doc["responsibility"]
-    if resp is not None:
-        contributions = sum(group["contribution"] for group in resp["groups"])
-        assert contributions == pytest.approx(resp["mean_change"], rel=0, abs=1e-9)
-        assert sum(group["count"] for group in resp["groups"]) == resp["n_common"]
-        for sample in resp["top_samples"]:
-            assert sample["loss_a"] >= 0 and sample["loss_b"] >= 0
+    rise = doc["diagnosis"]["rise"]
+    if rise is not None:
+        parts = {p["name"]: p for p in rise["parts"]}
+        assert parts["rise"]["value"] == pytest.approx(rise["rise"], abs=1e-12)
+        if "calibration part" in parts:  # the decomposition is exact
+            assert parts["calibration part"]["value"] + parts["refinement part"]["value"] == pytest.approx(
+                rise["rise"], abs=1e-9)
+        for part in parts.values():
+            # contributions partition each part; so do their shares (when the part is not 0)
+            assert sum(g["contribution"] for g in part["groups"]) == pytest.approx(part["value"], abs=1e-9)
+            assert sum(c["contribution"] for c in part["classes"]) == pytest.approx(part["value"], abs=1e-9)
+            assert sum(g["count"] for g in part["groups"]) == rise["n_samples"]
+            if abs(part["value"]) > 1e-9:
+                assert sum(g["share"] for g in part["groups"]) == pytest.approx(1.0, abs=1e-6)
+                assert sum(c["share"] for c in part["classes"]) == pytest.approx(1.0, abs=1e-6)
+            assert sum(c["sample_share"] for c in part["classes"]) == pytest.approx(1.0)
+        for sample in rise["top_samples"]:
+            assert sample["loss_from"] >= 0 and sample["loss_to"] >= 0
+        assert len(rise["top_samples"]) + rise["top_samples_omitted"] == rise["n_samples"]
+    assert doc["headline"]
     assert doc["n_samples"] <= spec.n_samples
     assert doc["n_classes"] == spec.n_classes or compact
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from lossacc_cli.analysis.overview import overview
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.errors import UsageError
 
@@ -97,7 +98,8 @@ def evaluate(run: Run, config: CheckConfig, verdicts: tuple[str, ...] = ()) -> C
     """Evaluate every configured rule at ``config.epoch`` (loss rise: that epoch vs the minimum)."""
     epoch = run.resolve_epoch(config.epoch)
     s = run.record(epoch).summary
-    best = min(run.summaries, key=lambda e: (e.loss, e.epoch))
+    by_epoch = {e.epoch: e for e in run.summaries}
+    best = by_epoch[overview(run.summaries).best_loss_epoch]
     out: list[RuleResult] = []
     if config.max_loss is not None:
         out.append(_upper("max-loss", s.loss, config.max_loss, f"loss {s.loss:.4f} nats at epoch {epoch}"))

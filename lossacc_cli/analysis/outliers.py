@@ -83,6 +83,47 @@ def histogram(loss: np.ndarray) -> tuple[HistogramBin, ...]:
     )
 
 
+LOG_BINS = 40
+"""Log-spaced bins of a loss distribution (for charts): from 1e-6 nats to the largest loss."""
+
+
+@dataclass(frozen=True, eq=False)
+class LossDistribution:
+    """One epoch's per-sample losses summarised for a chart: ``edges`` (LOG_BINS + 1 log-spaced
+    edges in nats, the first bin also holding every loss below 1e-6), ``counts`` per bin, the
+    quantiles, and the outlying samples (positions in the epoch's file, largest loss first)."""
+
+    epoch: int
+    n_samples: int
+    edges: np.ndarray
+    counts: np.ndarray
+    quantiles: dict
+    outliers: np.ndarray
+    outlier_losses: np.ndarray
+
+
+def loss_distribution(run: Run, epoch: int, *, top: int = 50) -> LossDistribution:
+    """The loss distribution of ``epoch``; ``top`` outlying samples at most."""
+    r = run.record(epoch)
+    loss = r.stats.loss
+    high = max(float(loss.max()), 1e-5)
+    edges = np.geomspace(1e-6, high * (1 + 1e-12), LOG_BINS + 1)
+    counts = np.bincount(np.clip(np.searchsorted(edges, loss, side="right") - 1, 0, LOG_BINS - 1),
+                         minlength=LOG_BINS)
+    idx = np.flatnonzero(outlier_mask(loss))
+    idx = idx[np.argsort(-loss[idx], kind="stable")][:top]
+    return LossDistribution(
+        epoch=r.epoch,
+        n_samples=int(loss.shape[0]),
+        edges=edges,
+        counts=counts,
+        quantiles={q: float(v) for q, v in zip(("p50", "p90", "p99"), np.quantile(loss, [0.5, 0.9, 0.99]))}
+        | {"max": float(loss.max())},
+        outliers=idx,
+        outlier_losses=loss[idx],
+    )
+
+
 def outlier_report(run: Run, epoch: int, *, top: int = 10) -> OutlierReport:
     r = run.record(epoch)
     s = r.stats

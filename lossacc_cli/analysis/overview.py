@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from lossacc_cli.metrics.summary import EpochSummary
@@ -41,7 +40,7 @@ def overview(summaries: list[EpochSummary]) -> Overview:
     best_acc = _argbest(summaries, lambda s: s.accuracy, maximize=True)
     # A fit at the search bound (e.g. every sample correct: the loss keeps falling as T -> 0) is not a
     # usable recalibration, so it cannot be the best recalibrated epoch.
-    recal = [s for s in summaries if not math.isnan(s.recalibrated_loss) and not s.temperature_at_bound]
+    recal = [s for s in summaries if s.fit_usable]
     best_recal = _argbest(recal, lambda s: s.recalibrated_loss).epoch if recal else None
     diverging = tuple(
         s.epoch

@@ -19,7 +19,6 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from lossacc_cli.errors import InputError, UsageError, format_ids
 from lossacc_cli.metrics.per_sample import SampleStats
@@ -87,19 +86,14 @@ class Run:
         if text == "last":
             return self.records[-1].epoch
         if text == "best":
-            return min(self.records, key=lambda r: r.summary.loss).epoch
+            from lossacc_cli.analysis.overview import overview  # overview decides "best", once
+
+            return overview(self.summaries).best_loss_epoch
         try:
             epoch = int(text)
         except ValueError:
             raise UsageError(f"{option} must be a number, 'best' or 'last', not {spec!r}") from None
         return self.record(epoch, option).epoch
-
-    def n_common(self, epoch_a: int, epoch_b: int) -> int:
-        """How many sample ids are present at both epochs."""
-        present = np.zeros(len(self.ids), dtype=np.int8)
-        present[self.record(epoch_a).rows] += 1
-        present[self.record(epoch_b).rows] += 1
-        return int((present == 2).sum())
 
 
 def _epoch_list(epochs: list[int]) -> str:
@@ -109,11 +103,16 @@ def _epoch_list(epochs: list[int]) -> str:
 
 
 class _IdTable:
-    """Grows the union of sample ids; maps each epoch's ids to rows with a hash lookup."""
+    """Grows the union of sample ids (in order of first appearance) and maps each epoch's ids to
+    rows of it: by a binary search in a sorted copy (C-level for integers and, as fixed-width
+    unicode, for strings), so no hashing library is needed. An int id and a string id are never
+    the same sample."""
 
     def __init__(self) -> None:
-        self.index = pd.Index([])
+        self.ids: np.ndarray | None = None
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (sorted keys, their rows)
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (ids, rows) of the last epoch
+        self._mixed = False  # the union holds int and string ids
 
     def rows_for(self, ids: np.ndarray) -> np.ndarray:
         last = self._last
@@ -122,16 +121,38 @@ class _IdTable:
         self._last = (ids, rows := self._lookup(ids))
         return rows
 
+    def _keys(self, ids: np.ndarray) -> np.ndarray:
+        if ids.dtype != object:
+            return ids
+        if self._mixed:  # int and string ids in one run (rare): the type is part of the key
+            return np.array([f"{type(x).__name__}:{x}" for x in ids.tolist()])
+        return ids.astype(str)
+
     def _lookup(self, ids: np.ndarray) -> np.ndarray:
-        if len(self.index) == 0:
-            self.index = pd.Index(ids)
+        if self.ids is None:
+            self.ids = ids
             return np.arange(len(ids))
-        rows = self.index.get_indexer(ids)
+        rows = np.full(len(ids), -1, dtype=np.int64)
+        if ((ids.dtype == object) == (self.ids.dtype == object) or self._mixed) and len(ids):
+            if self._sorted is None:
+                keys = self._keys(self.ids)
+                order = np.argsort(keys, kind="stable")
+                self._sorted = (keys[order], order)
+            sorted_keys, order = self._sorted
+            wanted = self._keys(ids)
+            at = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+            hit = sorted_keys[at] == wanted
+            rows[hit] = order[at[hit]]
         new = rows < 0
         if new.any():
-            start = len(self.index)
-            self.index = self.index.append(pd.Index(ids[new]))
+            start = len(self.ids)
+            if (self.ids.dtype == object) != (ids.dtype == object):
+                self._mixed = True
+                self.ids = np.concatenate([self.ids.astype(object), ids[new].astype(object)])
+            else:
+                self.ids = np.concatenate([self.ids, ids[new]])
             rows[new] = np.arange(start, start + int(new.sum()))
+            self._sorted = None
         return rows
 
 
@@ -491,7 +512,7 @@ def _assemble(path: str, epochs: Iterable[ReducedEpoch], *, notes: tuple[str, ..
             "no sample id column: row positions are used as ids, so rows must be in "
             "the same order in every epoch"
         )
-    ids = table.index.to_numpy()
+    ids = table.ids if table.ids is not None else np.zeros(0, dtype=np.int64)
     missing = _missing_note(records, len(ids))
     if missing:
         notes.append(missing)

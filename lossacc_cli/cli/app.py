@@ -15,6 +15,7 @@ from lossacc_cli.cli.commands.calibration import calibration
 from lossacc_cli.cli.commands.check import check
 from lossacc_cli.cli.commands.compare import compare
 from lossacc_cli.cli.commands.outliers import outliers
+from lossacc_cli.cli.commands.report import report
 
 app = typer.Typer(
     help="Explain why validation loss rises while validation accuracy rises too.",
@@ -25,7 +26,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for command in (analyze, outliers, compare, calibration, check):
+for command in (analyze, outliers, compare, calibration, check, report):
     app.command()(command)
 
 

@@ -1,8 +1,8 @@
-"""The ``lossacc`` program: set the process up, then run the Typer app.
+"""The ``lossacc`` program: set the process up, answer ``--version`` before anything is imported,
+then run the Typer app.
 
 This module imports nothing heavy, so that the program is ready for Ctrl-C before numpy, pyarrow
-and rich load (about a second on a slow machine): an interrupt at any point exits 130 without a
-traceback.
+and rich load: an interrupt at any point exits 130 without a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ def main() -> None:
     """Entry point of the ``lossacc`` command."""
     try:
         closed = _standard_streams()
+        if sys.argv[1:] in (["--version"], ["-V"]) and 1 not in closed:
+            from lossacc_cli import __version__
+
+            sys.stdout.write(f"lossacc {__version__}\n")
+            return
         from lossacc_cli.cli import output
 
         if 1 in closed:

@@ -25,7 +25,7 @@ def load(opts: Shared, *, progress: bool = True, inputs: tuple = ()) -> Run:
     names = load_class_names(opts.class_names)
     options = opts.read_options()
     jobs = worker_count(opts.jobs)
-    if progress and err.is_terminal:
+    if progress and _stderr_is_terminal():  # a real terminal: FORCE_COLOR must not put frames in CI logs
         from rich.progress import Progress
 
         with Progress(console=err, transient=True) as bar:
@@ -79,3 +79,13 @@ def collapse_notes(notes, sources) -> list[str]:
             shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
             lines.append(f"{item} ({len(files)} files: {shown})")
     return lines
+
+
+def _stderr_is_terminal() -> bool:
+    import os
+    import sys
+
+    try:
+        return os.isatty(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False

@@ -22,7 +22,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from lossacc_cli.readers.model import ReadOptions
 
 
 class Format(str, Enum):
@@ -72,7 +71,9 @@ class Shared:
     fmt: Format | None = None
     top: int | None = None
 
-    def read_options(self) -> ReadOptions:
+    def read_options(self):
+        from lossacc_cli.readers.model import ReadOptions
+
         return ReadOptions(
             label_col=self.label_col,
             id_col=self.id_col,

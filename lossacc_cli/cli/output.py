@@ -99,9 +99,10 @@ def is_plain(console: Console) -> bool:
     return not console.is_terminal
 
 
-def emit(renderable, doc_text: str | None, *, output: str | None) -> None:
+def emit(renderable, doc_text: str | None, *, output: str | None, inert: bool = False) -> None:
     """Print the result (table renderable, or the text of a JSON/XML/... document) to stdout, or
-    write it to ``output``.
+    write it to ``output``. Control characters in ``doc_text`` are escaped, unless ``inert`` says
+    it was rendered through :class:`Inert` already (its escape codes are rich's own colours).
 
     Raises
     ------
@@ -109,15 +110,17 @@ def emit(renderable, doc_text: str | None, *, output: str | None) -> None:
         The output cannot be written (a folder, no space left, permission denied, stdout
         closed); a reader that closed the pipe is no error.
     """
+    if doc_text is not None and not inert:
+        doc_text = shown_lines(doc_text)
     if output and output != STDOUT:
         text = doc_text if doc_text is not None else render_text(renderable, plain=True)
-        write_report(output, shown_lines(text))
+        write_report(output, text)
         return
     if _stdout_closed or sys.stdout is None:
         raise OutputError("cannot write the report: stdout is closed; pass --output FILE")
     try:
         if doc_text is not None:
-            sys.stdout.write(shown_lines(doc_text))
+            sys.stdout.write(doc_text)
         else:
             stdout_console().print(Inert(renderable))
         sys.stdout.flush()

@@ -103,6 +103,12 @@ class EpochSummary:
         """The part of the loss that temperature scaling removes: L - L(T*)."""
         return self.loss - self.recalibrated_loss
 
+    @property
+    def fit_usable(self) -> bool:
+        """Is T* a usable recalibration? Not without scores, and not at a search bound (e.g. every
+        sample correct: the loss keeps falling as T -> 0, so no finite T is the fit)."""
+        return math.isfinite(self.recalibrated_loss) and not self.temperature_at_bound
+
 
 def temperature_logits(data: EpochData) -> np.ndarray | None:
     """The logits the temperature is fitted on (``ln max(p, eps)`` for probabilities); None for

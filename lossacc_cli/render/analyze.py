@@ -1,4 +1,9 @@
-"""`analyze` results -> rich renderables and the JSON body."""
+"""AnalyzeReport -> the terminal view of `analyze` (a rich renderable; nothing is printed here).
+
+Order: the headline, the rise and how sure we are, the findings with their evidence, the
+checkpoint; then the pictures and tables behind them; the headline again at the end, so it is on
+screen when the output stops. ``brief`` keeps the first part only.
+"""
 
 from __future__ import annotations
 
@@ -7,172 +12,158 @@ import math
 from rich.console import Group
 from rich.text import Text
 
-from lossacc_cli.analysis.overview import Overview
-from lossacc_cli.analysis.run import Run
 from lossacc_cli.render.charts import curves
-from lossacc_cli.render.diagnosis import verdict_lines
-from lossacc_cli.render.attribution import classes_table, comparison_text, groups_table, samples_table, suspects_table
-from lossacc_cli.render.style import nats, new_table, num, pct
+from lossacc_cli.render.rise import rise_lines, rise_section
+from lossacc_cli.render.style import class_label, gap, nats, new_table, num, paragraph, pct, plural, prob, share
+
+MAX_EPOCH_ROWS = 40
+"""A longer run shows its first, last and most telling epochs in the terminal (JSON has all)."""
 
 
-def epoch_table(run: Run, ov: Overview, *, plain: bool):
-    t = new_table("Per-epoch metrics (losses in nats)", plain=plain)
-    for name in ("epoch", "loss", "acc", "p50 loss", "p99 loss", "ECE", "T*", "recal. loss", "note"):
-        t.add_column(name, justify="left" if name == "note" else "right")
-    diverging = set(ov.diverging)
-    for s in run.summaries:
+def header(report) -> Text:
+    return Text(f"{report.path}: {plural(report.n_epochs, 'epoch')}, {plural(report.n_samples, 'sample')}, "
+                f"{plural(report.n_classes, 'class')}")
+
+
+def headline_text(report, *, plain: bool):
+    return paragraph(report.headline, style="" if plain else "bold")
+
+
+def _finding_lines(verdicts, *, plain: bool) -> list:
+    items = []
+    for i, v in enumerate(verdicts, start=1):
+        of = f" ({share(v.share)} of the {v.share_of})" if v.share_of and math.isfinite(v.share) else ""
+        line = Text()
+        line.append(f"{i}. {v.name.upper()}{of}: ", style="" if plain else "bold magenta")
+        line.append(v.summary)
+        items.append(paragraph(line, 2))
+    return items
+
+
+def findings(report, *, plain: bool) -> Group:
+    dx = report.diagnosis
+    items = [Text("Findings", style="" if plain else "bold"), *_finding_lines(dx.verdicts, plain=plain)]
+    if dx.if_real:
+        items += [Text("If the rise were real (hypotheses, not findings)", style="" if plain else "bold"),
+                  *_finding_lines(dx.if_real, plain=plain)]
+    return Group(*items)
+
+
+def checkpoint_text(report):
+    ck = report.checkpoint
+    what = "its logits" if ck.logits else "the log of its probabilities"
+    how = f"divide {what} by T* = {ck.temperature:.3f}" if ck.rescale else "use it as it is (T = 1)"
+    text = (f"Checkpoint: keep epoch {ck.epoch} and {how}: loss {nats(ck.loss)} nats, "
+            f"{ck.gain:.4f} below epoch {ck.best_loss_epoch}'s {nats(ck.best_loss)} (the lowest raw loss), "
+            f"accuracy {100 * ck.accuracy_gain:+.2f} points. The epoch and T* are chosen on this evaluation set")
+    if math.isfinite(ck.loss_crossfit):
+        text += f"; with T* fitted on one half of it and the loss measured on the other: {nats(ck.loss_crossfit)} nats"
+    return paragraph(text + ".")
+
+
+def _epoch_rows(report) -> list[int]:
+    """Which epochs the terminal table shows (all of them, up to MAX_EPOCH_ROWS)."""
+    epochs = [s.epoch for s in report.epochs]
+    if len(epochs) <= MAX_EPOCH_ROWS:
+        return epochs
+    keep = set(epochs[:3]) | set(epochs[-6:])
+    for e in (report.overview.best_loss_epoch, report.checkpoint.epoch, report.from_epoch, report.to_epoch):
+        i = epochs.index(e)
+        keep |= set(epochs[max(0, i - 2): i + 3])
+    step = max(1, len(epochs) // (MAX_EPOCH_ROWS - len(keep))) if len(keep) < MAX_EPOCH_ROWS else len(epochs)
+    keep |= set(epochs[::step])
+    return sorted(keep)
+
+
+def epoch_table(report, *, plain: bool):
+    shown = _epoch_rows(report)
+    hidden = report.n_epochs - len(shown)
+    title = "Per epoch (losses in nats)" + (f"; {hidden} epochs not shown, --format json has all" if hidden else "")
+    t = new_table(title, plain=plain)
+    for name in ("epoch", "loss", "acc", "p50", "p99", "ECE", "T*", "L(T*)", "note"):
+        t.add_column(name, justify="left" if name == "note" else "right", no_wrap=True)
+    diverging = set(report.overview.diverging)
+    show = set(shown)
+    for s in report.epochs:
+        if s.epoch not in show:
+            continue
         notes = []
-        if s.epoch == ov.best_loss_epoch:
-            notes.append("min loss")
+        if s.epoch == report.overview.best_loss_epoch:
+            notes.append("min")
         if s.epoch in diverging:
-            notes.append("loss up, acc held")
+            notes.append("*")
+        if s.epoch == report.checkpoint.epoch:
+            notes.append("keep")
         if s.loss > s.baseline_loss:
-            notes.append("WORSE THAN PRIOR")
-        temp = num(s.temperature) + ("!" if s.temperature_at_bound else "")
-        style = "yellow" if s.epoch in diverging and not plain else None
-        t.add_row(
-            str(s.epoch),
-            nats(s.loss),
-            pct(s.accuracy),
-            nats(s.loss_p50),
-            nats(s.loss_p99),
-            num(s.ece, 4),
-            temp,
-            nats(s.recalibrated_loss),
-            "; ".join(notes),
-            style=style,
-        )
+            notes.append("!prior")
+        t.add_row(str(s.epoch), nats(s.loss), pct(s.accuracy), nats(s.loss_p50), nats(s.loss_p99), num(s.ece, 4),
+                  num(s.temperature, 2) + ("!" if s.temperature_at_bound else ""), nats(s.recalibrated_loss),
+                  " ".join(notes), style="yellow" if s.epoch in diverging and not plain else None)
     return t
 
 
-def _ranges(epochs: tuple[int, ...], all_epochs: list[int]) -> str:
-    """Compress consecutive (in the run's epoch list) epochs into ranges: 12-20, 25."""
-    pos = {e: i for i, e in enumerate(all_epochs)}
-    parts, start, prev = [], None, None
-    for e in epochs:
-        if start is None:
-            start = prev = e
-        elif pos[e] == pos[prev] + 1:
-            prev = e
-        else:
-            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-            start = prev = e
-    if start is not None:
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-    return ", ".join(parts)
+def epoch_legend(report):
+    last = report.epochs[-1]
+    return paragraph(
+        f"p50/p99: median/99th-percentile loss; T*: fitted temperature (! at the search bound); L(T*): loss "
+        f"after dividing by T*; min: lowest loss; *: loss above its minimum with accuracy held or up; keep: the "
+        f"checkpoint; !prior: loss above the chance baseline H(prior) = {nats(last.baseline_loss)} nats "
+        f"(ln K = {nats(math.log(last.n_classes))}; chance accuracy {pct(last.chance_accuracy)})", 2, style="dim")
 
 
-def summary_lines(run: Run, ov: Overview, *, plain: bool) -> Text:
-    by_epoch = {s.epoch: s for s in run.summaries}
-    best = by_epoch[ov.best_loss_epoch]
-    acc = by_epoch[ov.best_accuracy_epoch]
-    last = run.summaries[-1]
-    lines = Text()
-    lines.append(
-        f"Lowest loss:        epoch {best.epoch}: {nats(best.loss)} nats, accuracy {pct(best.accuracy)}\n"
-    )
-    lines.append(
-        f"Highest accuracy:   epoch {acc.epoch}: {pct(acc.accuracy)}, loss {nats(acc.loss)} nats\n"
-    )
-    if ov.best_recalibrated_epoch is not None:
-        rec = by_epoch[ov.best_recalibrated_epoch]
-        lines.append(
-            f"Lowest recalibrated loss: epoch {rec.epoch}: {nats(rec.recalibrated_loss)} nats "
-            f"at T* = {num(rec.temperature)}\n"
-        )
-    lines.append(
-        f"Last epoch:         epoch {last.epoch}: {nats(last.loss)} nats, accuracy {pct(last.accuracy)}\n"
-    )
-    lines.append(
-        f"Chance baseline:    H(prior) = {nats(last.baseline_loss)} nats "
-        f"(ln K = {nats(math.log(last.n_classes))}), chance accuracy {pct(last.chance_accuracy)}\n"
-    )
-    if ov.diverging:
-        lines.append(
-            f"Loss above its minimum while accuracy is at or above its value there: "
-            f"epochs {_ranges(ov.diverging, run.epochs)} ({len(ov.diverging)} of {len(run.records)})\n",
-            style=None if plain else "yellow",
-        )
+def baseline_warning(report, *, plain: bool):
+    above = report.overview.above_baseline
+    if not above:
+        return None
+    return paragraph(f"WARNING: the mean loss is above the chance baseline at {len(above)} epoch(s) (first: "
+                f"{above[0]}): on average the model is worse than always predicting the class prior, whatever "
+                "its accuracy.", style="" if plain else "bold red")
+
+
+def label_issues_table(report, *, top: int, plain: bool):
+    lq = report.labels
+    rows = lq.flagged_rows()
+    if rows.shape[0] == 0:
+        return None
+    names = report.class_names
+    if lq.noise:
+        ev = lq.evidence
+        what = (f"Suspected label errors: {rows.shape[0]} samples; at epoch {ev.epoch} about {ev.count:.0f} "
+                f"labels look replaced, more than clean labels produce (p = {ev.p_value:.1e})")
     else:
-        lines.append("No epoch has a higher loss than the minimum with accuracy at or above it.\n")
-    if ov.above_baseline:
-        lines.append(
-            f"WARNING: mean loss is above the chance baseline at epochs "
-            f"{_ranges(ov.above_baseline, run.epochs)}: on average the model is worse than "
-            "always predicting the class prior, whatever its accuracy.\n",
-            style=None if plain else "bold red",
-        )
-    return lines
+        what = (f"Confidently wrong, mislabeled or atypical (inspect these ids): {rows.shape[0]} samples the "
+                "model gives more probability to another class than to their label")
+    more = f"; {rows.shape[0] - top} more in --format json" if rows.shape[0] > top else ""
+    t = new_table(f"{what}; lowest label score first{more}", plain=plain)
+    for col in ("id", "label", "likely", "p[label]", "p[likely]", "score"):
+        t.add_column(col, justify="left" if col == "id" else "right", overflow="fold", no_wrap=col != "id")
+    for i in rows[:top]:
+        t.add_row(str(report.ids[i]), class_label(int(lq.labels[i]), names), class_label(int(lq.likely_class[i]), names),
+                  prob(float(lq.p_label[i])), prob(float(lq.p_other[i])), num(float(lq.score[i]), 4))
+    return t
 
 
-def analyze_renderable(run: Run, ov: Overview, dx, comparison, suspects, *, top: int, plain: bool):
-    """Verdicts first, then the evidence (curves, who is responsible), then the per-epoch table."""
-    header = Text(
-        f"{run.path}: {len(run.records)} epochs, {len(run.ids)} samples, {run.n_classes} classes\n"
-    )
-    parts = [header, verdict_lines(dx, plain=plain), summary_lines(run, ov, plain=plain)]
-    if len(run.records) > 1:
-        marks = [s.epoch in set(ov.diverging) for s in run.summaries]
-        parts.append(curves(run.epochs, [s.loss for s in run.summaries], [s.accuracy for s in run.summaries],
-                            marks, plain=plain))
-    if comparison is not None:
-        parts += [
-            Text("Who is responsible", style="" if plain else "bold"),
-            comparison_text(comparison),
-            groups_table(comparison, plain=plain),
-            samples_table(comparison, run.class_names, plain=plain),
-            classes_table(comparison, run.class_names, top=min(top, 5), plain=plain),
-        ]
-    if suspects:
-        parts.append(suspects_table(suspects, run.class_names, top=top, plain=plain))
-    parts.append(epoch_table(run, ov, plain=plain))
+def render(report, *, top: int = 10, plain: bool, brief: bool = False) -> Group:
+    """The terminal view of ``report``; ``plain`` for pipes and files (no colour, no boxes)."""
+    dx = report.diagnosis
+    parts = [header(report), gap(), headline_text(report, plain=plain), gap()]
+    compared = dx.rise is not None and dx.from_epoch != dx.to_epoch
+    if compared:
+        parts += [rise_lines(dx.rise, dx.significance, picked=dx.picked), gap()]
+    parts += [findings(report, plain=plain), gap(), checkpoint_text(report)]
+    warning = baseline_warning(report, plain=plain)
+    if warning is not None:
+        parts += [gap(), warning]
+    if brief:
+        return Group(*parts)
+    if report.n_epochs > 1:
+        chart = curves(report, plain=plain)
+        chart.rstrip()
+        parts += [gap(), chart]
+    if compared:
+        parts.append(rise_section(report.run, dx.rise, top=top, plain=plain))
+    issues = label_issues_table(report, top=top, plain=plain)
+    if issues is not None:
+        parts += [gap(), issues]
+    parts += [gap(), epoch_table(report, plain=plain), epoch_legend(report), gap(), headline_text(report, plain=plain)]
     return Group(*parts)
-
-
-def analyze_json(run: Run, ov: Overview) -> dict:
-    diverging = set(ov.diverging)
-    epochs = []
-    for s in run.summaries:
-        row = {
-            "epoch": s.epoch,
-            "n_samples": s.n_samples,
-            "loss": s.loss,
-            "accuracy": s.accuracy,
-            "loss_p50": s.loss_p50,
-            "loss_p90": s.loss_p90,
-            "loss_p99": s.loss_p99,
-            "loss_max": s.loss_max,
-            "top1pct_share": s.top1pct_share,
-            "baseline_loss": s.baseline_loss,
-            "chance_accuracy": s.chance_accuracy,
-            "information_gain": s.information_gain,
-            "ece": s.ece,
-            "adaptive_ece": s.adaptive_ece,
-            "mce": s.mce,
-            "classwise_ece": s.classwise_ece,
-            "mean_confidence": s.mean_confidence,
-            "overconfidence_gap": s.overconfidence_gap,
-            "temperature": s.temperature,
-            "temperature_at_bound": s.temperature_at_bound,
-            "recalibrated_loss": s.recalibrated_loss,
-            "n_clipped": s.n_clipped,
-            "diverging": s.epoch in diverging,
-            "above_baseline": s.loss > s.baseline_loss,
-        }
-        epochs.append(row)
-    return {
-        "path": run.path,
-        "n_epochs": len(run.records),
-        "n_samples": len(run.ids),
-        "n_classes": run.n_classes,
-        "class_names": list(run.class_names) if run.class_names else None,
-        "epochs": epochs,
-        "summary": {
-            "best_loss_epoch": ov.best_loss_epoch,
-            "best_accuracy_epoch": ov.best_accuracy_epoch,
-            "best_recalibrated_epoch": ov.best_recalibrated_epoch,
-            "diverging_epochs": list(ov.diverging),
-            "above_baseline_epochs": list(ov.above_baseline),
-        },
-        "warnings": list(run.notes),
-    }

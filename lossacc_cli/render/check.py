@@ -69,3 +69,32 @@ def check_junit(res: CheckResult) -> str:
             failure.text = f"{r.rule}: {r.message} (threshold {r.threshold})"
     ET.indent(suite)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+_MD_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "`": "\\`",
+                             "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]", "\r": " ", "\n": " "})
+
+
+def _md(text: object) -> str:
+    """Literal text in a GitHub-flavoured Markdown table cell: no markup, no HTML, no cell break."""
+    return str(text).translate(_MD_ESCAPES)
+
+
+def check_markdown(res: CheckResult) -> str:
+    """A Markdown summary for a CI step summary (``$GITHUB_STEP_SUMMARY``) or a PR comment: a heading
+    with the verdict, one table row per rule, and the counts."""
+    failed = sum(not r.passed for r in res.rules)
+    verdict = "passed" if failed == 0 else f"{failed} of {len(res.rules)} rules failed"
+    lines = [
+        f"### {'✅' if failed == 0 else '❌'} lossacc check {verdict}",
+        "",
+        f"Run {_md(res.path)}, epoch {res.epoch}.",
+        "",
+        "| result | rule | value | threshold | detail |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
+    for r in res.rules:
+        result = "✅ PASS" if r.passed else "❌ FAIL"
+        lines.append(f"| {result} | {_md(r.rule)} | {_md(_value(r.value))} | {_md(r.threshold)} | {_md(r.message)} |")
+    lines += ["", f"{len(res.rules) - failed} passed, {failed} failed."]
+    return "\n".join(lines) + "\n"

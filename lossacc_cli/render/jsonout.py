@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def clean(value):

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from lossacc_cli.analysis.calibration import calibration_report
 from lossacc_cli.cli.common import cli_errors
-from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import EpochOpt, Format, Shared, shared_options
-from lossacc_cli.cli.respond import respond
-from lossacc_cli.render.calibration import calibration_json, calibration_renderable
 
 
 @shared_options()
@@ -16,8 +12,13 @@ def calibration(opts: Shared, epoch: EpochOpt = "last") -> None:
 
     Example: lossacc calibration --epoch best preds/
     """
+    from lossacc_cli.analysis.calibration import calibration_report
+    from lossacc_cli.cli.loading import load
+    from lossacc_cli.cli.respond import respond
+    from lossacc_cli.render.calibration import calibration_json, calibration_renderable
+
     with cli_errors(opts.debug):
         run = load(opts, progress=opts.fmt is Format.table)
         rep = calibration_report(run, run.resolve_epoch(epoch, option="--epoch"))
         respond("calibration", opts.fmt, opts.output, lambda: calibration_json(rep),
-                lambda plain: calibration_renderable(rep, plain=plain))
+                lambda plain: calibration_renderable(rep, plain=plain), opts.color)

@@ -8,18 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lossacc_cli.analysis.check import CheckConfig, evaluate, parse_fraction, parse_threshold
-from lossacc_cli.analysis.diagnosis import VERDICTS, diagnose
-from lossacc_cli.analysis.dynamics import training_dynamics
-from lossacc_cli.analysis.overview import overview
 from lossacc_cli.cli.common import cli_errors
-from lossacc_cli.cli.config import load_config
-from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import Shared, shared_options
-from lossacc_cli.cli.output import emit, is_plain, stdout_console
-from lossacc_cli.errors import UsageError
-from lossacc_cli.render.check import check_github, check_json, check_junit, check_renderable
-from lossacc_cli.render.jsonout import document, dumps
 
 
 class CheckFormat(str, Enum):
@@ -27,6 +17,7 @@ class CheckFormat(str, Enum):
     json = "json"
     github = "github"
     junit = "junit"
+    markdown = "markdown"
 
 
 Rule = Optional[str]
@@ -60,7 +51,7 @@ def check(
     config: Annotated[
         Optional[Path], typer.Option("--config", help="Rules file (lossacc.toml or pyproject.toml).")
     ] = None,
-    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="table, json, github or junit.")] = CheckFormat.table,
+    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="table, json, github, junit or markdown.")] = CheckFormat.table,
 ) -> None:
     """CI gate: evaluate rules and exit 0 (all pass), 1 (a rule failed) or 2 (cannot judge).
 
@@ -68,14 +59,17 @@ def check(
     lossacc.toml (options override). Example: lossacc check preds/ --max-loss-rise 5% --min-accuracy 0.9
     """
     with cli_errors(opts.debug):
+        from lossacc_cli.analysis.check import evaluate
+        from lossacc_cli.cli.loading import load
+        from lossacc_cli.cli.output import emit, is_plain, stdout_console
+        from lossacc_cli.render.check import check_github, check_json, check_junit, check_markdown, check_renderable
+        from lossacc_cli.render.jsonout import document, dumps
+        from lossacc_cli.report import analyze_run
+
         cfg, source = _check_config(config, epoch, max_loss, min_accuracy, max_ece, max_loss_rise,
                                     max_top1pct_share, max_above_baseline, fail_on)
         run = load(opts, progress=False, inputs=(source,))
-        verdicts: tuple[str, ...] = ()
-        if cfg.fail_on:
-            ov = overview(run.summaries)
-            dx = diagnose(run, training_dynamics(run), ov.best_loss_epoch, run.records[-1].epoch)
-            verdicts = tuple(v.name for v in dx.verdicts)
+        verdicts = analyze_run(run).diagnosis.names if cfg.fail_on else ()
         result = evaluate(run, cfg, verdicts)
         output = opts.output
         if fmt is CheckFormat.json:
@@ -84,6 +78,8 @@ def check(
             emit(None, check_github(result), output=output)
         elif fmt is CheckFormat.junit:
             emit(None, check_junit(result), output=output)
+        elif fmt is CheckFormat.markdown:
+            emit(None, check_markdown(result), output=output)
         else:
             plain = bool(output) or is_plain(stdout_console())
             emit(check_renderable(result, plain=plain), None, output=output)
@@ -91,7 +87,12 @@ def check(
 
 
 def _check_config(config_path, epoch, max_loss, min_accuracy, max_ece, max_loss_rise, max_top1pct_share,
-                  max_above_baseline, fail_on) -> CheckConfig:
+                  max_above_baseline, fail_on):
+    from lossacc_cli.analysis.causes import VERDICTS
+    from lossacc_cli.analysis.check import CheckConfig, parse_fraction, parse_threshold
+    from lossacc_cli.cli.config import load_config
+    from lossacc_cli.errors import UsageError
+
     source, table = load_config(config_path)
     where = str(source) if source else "options"
 

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
-from lossacc_cli.analysis.compare import compare_epochs
+
 from lossacc_cli.cli.common import cli_errors
-from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import Format, FromOpt, Shared, ToOpt, shared_options
-from lossacc_cli.cli.respond import respond
-from lossacc_cli.render.attribution import compare_renderable, comparison_json
 
 
 @shared_options(top=True)
 def compare(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None) -> None:
-    """Who made the mean loss change between two epochs: outcome groups, samples, classes.
+    """Who made the mean loss change between two epochs: its calibration and refinement parts,
+    by outcome group, by class (beside each class's share of the samples) and by sample.
 
     Default: from the lowest-loss epoch to the last. Example: lossacc compare --from 12 --to last preds/
     """
+    from rich.console import Group
+    from lossacc_cli.analysis.rise import decompose
+    from lossacc_cli.cli.loading import load
+    from lossacc_cli.cli.respond import respond
+    from lossacc_cli.errors import InputError
+    from lossacc_cli.render.rise import rise_lines, rise_section
+    from lossacc_cli.report_dict import rise_dict
+
     with cli_errors(opts.debug):
         run = load(opts, progress=opts.fmt is Format.table)
         a = run.resolve_epoch(from_epoch or "best", option="--from")
         b = run.resolve_epoch(to_epoch or "last", option="--to")
-        c = compare_epochs(run, a, b, top=opts.top)
-        respond("compare", opts.fmt, opts.output, lambda: comparison_json(c),
-                lambda plain: compare_renderable(c, run.class_names, top=opts.top, plain=plain))
+        rise = decompose(run, a, b)
+        if rise is None:
+            ra, rb = run.record(a), run.record(b)
+            raise InputError(
+                f"{run.path}: field 'sample_id': epochs {a} and {b} have no sample id in common "
+                f"({ra.rows.shape[0]} and {rb.rows.shape[0]} samples); they cannot be compared"
+            )
+        respond("compare", opts.fmt, opts.output, lambda: rise_dict(run, rise, opts.top),
+                lambda plain: Group(rise_lines(rise, None, picked=False),
+                                    rise_section(run, rise, top=opts.top, plain=plain)), opts.color)

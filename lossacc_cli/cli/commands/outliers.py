@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from lossacc_cli.analysis.outliers import outlier_report
 from lossacc_cli.cli.common import cli_errors
-from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import EpochOpt, Format, Shared, shared_options
-from lossacc_cli.cli.respond import respond
-from lossacc_cli.render.attribution import outliers_json, outliers_renderable
 
 
 @shared_options(top=True)
@@ -16,8 +12,13 @@ def outliers(opts: Shared, epoch: EpochOpt = "last") -> None:
 
     Example: lossacc outliers --epoch 50 preds/
     """
+    from lossacc_cli.analysis.outliers import outlier_report
+    from lossacc_cli.cli.loading import load
+    from lossacc_cli.cli.respond import respond
+    from lossacc_cli.render.outliers import outliers_json, outliers_renderable
+
     with cli_errors(opts.debug):
         run = load(opts, progress=opts.fmt is Format.table)
         rep = outlier_report(run, run.resolve_epoch(epoch, option="--epoch"), top=opts.top)
         respond("outliers", opts.fmt, opts.output, lambda: outliers_json(rep),
-                lambda plain: outliers_renderable(rep, run.class_names, plain=plain))
+                lambda plain: outliers_renderable(rep, run.class_names, plain=plain), opts.color)

@@ -1,0 +1,263 @@
+"""The rise between two epochs, decomposed once and exactly (SPEC §5).
+
+Over the samples present at both epochs (the population), with T* fitted on each whole epoch::
+
+    rise = L_to - L_from = C + R
+    C = (L_to - L_to(T*_to)) - (L_from - L_from(T*_from))    calibration part
+    R = L_to(T*_to) - L_from(T*_from)                          refinement part
+
+Each part is a mean of per-sample parts (``d_i = l_i(to) - l_i(from)``, ``r_i`` the same after each
+epoch's temperature, ``c_i = d_i - r_i``), so every part is located exactly: by outcome group, by
+class (beside the class's share of the samples) and by sample (concentration). Shares that
+partition a part sum to 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossacc_cli.analysis.align import common_rows
+from lossacc_cli.analysis.run import Run
+
+GROUPS = ("correct at both", "fixed", "broken", "wrong at both")
+"""Outcome groups: fixed = wrong at the from epoch, correct at the to epoch; broken = the reverse."""
+
+PART_NAMES = ("rise", "calibration part", "refinement part")
+
+
+@dataclass(frozen=True)
+class GroupPart:
+    """One outcome group's part of a quantity: ``contribution = sum_{i in group} x_i / N`` (nats),
+    ``share = contribution / total`` (NaN when the total is 0)."""
+
+    group: str
+    count: int
+    contribution: float
+    share: float
+
+
+@dataclass(frozen=True)
+class ClassPart:
+    """One class (by label) in a quantity: its contribution ``sum_{y_i = k} x_i / N`` (nats), its
+    share of the total, its share of the samples, and its samples' mean ``x_i`` (nats per sample).
+
+    ``ratio`` = share / sample_share = the class's mean per-sample change over the population's:
+    1 for a class that changes like the average sample, 2 for twice as much per sample.
+    """
+
+    label: int
+    count: int
+    contribution: float
+    share: float
+    sample_share: float
+    per_sample: float
+    ratio: float
+
+
+@dataclass(frozen=True)
+class Concentration:
+    """The fewest samples whose positive per-sample values make up ``fraction`` of their sum.
+
+    ``count`` samples (largest first) carry ``fraction`` of ``sum(max(x_i, 0))`` (the "summed
+    per-sample increases" of the quantity); ``share_of_samples`` = count / N;
+    ``loss_to_without`` is the mean loss at the to epoch over the other samples (nats; NaN when
+    not computed or no sample is left).
+    """
+
+    fraction: float
+    count: int
+    share_of_samples: float
+    loss_to_without: float = float("nan")
+
+
+@dataclass(frozen=True, eq=False)
+class Part:
+    """A quantity (the rise or one of its parts) and where it sits.
+
+    ``value`` = mean of ``per_sample`` (nats). ``increase`` = sum of its positive per-sample values
+    / N (nats): the gross growth, of which ``concentration`` counts the carriers.
+    """
+
+    name: str
+    value: float
+    per_sample: np.ndarray
+    increase: float
+    groups: tuple[GroupPart, ...]
+    classes: tuple[ClassPart, ...]
+    concentration: tuple[Concentration, ...]
+
+    def carriers(self, fraction: float = 0.8) -> np.ndarray:
+        """Positions (in the population) of the fewest samples carrying ``fraction`` of the
+        summed increases, largest first."""
+        k = next((c.count for c in self.concentration if c.fraction == fraction), None)
+        if k is None:
+            k = concentration(self.per_sample, (fraction,))[0].count
+        return np.argsort(-self.per_sample, kind="stable")[:k]
+
+
+@dataclass(frozen=True, eq=False)
+class Rise:
+    """The decomposed rise from epoch ``from_epoch`` to ``to_epoch`` over ``n`` samples.
+
+    ``rows`` are the population's rows in the run's id table; ``index_from``/``index_to`` their
+    rows in each epoch's file. ``calibration``/``refinement`` are None when the epochs have no
+    scores to rescale (compact form): then only ``total`` is located.
+    """
+
+    from_epoch: int
+    to_epoch: int
+    n: int
+    n_only_from: int
+    n_only_to: int
+    rows: np.ndarray
+    index_from: np.ndarray
+    index_to: np.ndarray
+    labels: np.ndarray
+    group: np.ndarray
+    loss_from: float
+    loss_to: float
+    recalibrated_from: float
+    recalibrated_to: float
+    median_from: float
+    median_to: float
+    accuracy_from: float
+    accuracy_to: float
+    total: Part
+    calibration: Part | None
+    refinement: Part | None
+
+    @property
+    def value(self) -> float:
+        return self.total.value
+
+    @property
+    def median_change(self) -> float:
+        return self.median_to - self.median_from
+
+    def parts(self) -> tuple[Part, ...]:
+        return tuple(p for p in (self.total, self.calibration, self.refinement) if p is not None)
+
+
+def share(part: float, whole: float) -> float:
+    return part / whole if whole != 0 else float("nan")
+
+
+def concentration(values: np.ndarray, fractions=(0.5, 0.8), loss_to: np.ndarray | None = None
+                  ) -> tuple[Concentration, ...]:
+    """Minimal sets of the largest positive values reaching each fraction of their sum (ties in
+    sample order); with ``loss_to``, the mean of it over the samples outside each set."""
+    n = values.shape[0]
+    order = np.argsort(-values, kind="stable")
+    positive = np.maximum(values[order], 0.0)
+    cumulative = np.cumsum(positive)
+    total = float(cumulative[-1]) if n else 0.0
+    out = []
+    for fraction in fractions:
+        if total <= 0:
+            out.append(Concentration(fraction, 0, 0.0, _mean_without(loss_to, order[:0])))
+            continue
+        # the smallest k with cumulative[k-1] >= fraction * total (a hair of slack for float sums)
+        k = min(int(np.searchsorted(cumulative, fraction * total * (1 - 1e-12), side="left")) + 1, n)
+        out.append(Concentration(fraction, k, k / n, _mean_without(loss_to, order[:k])))
+    return tuple(out)
+
+
+def _mean_without(loss_to: np.ndarray | None, taken: np.ndarray) -> float:
+    if loss_to is None or taken.shape[0] >= loss_to.shape[0]:
+        return float("nan")
+    return float((loss_to.sum() - loss_to[taken].sum()) / (loss_to.shape[0] - taken.shape[0]))
+
+
+def _groups(group: np.ndarray, x: np.ndarray, total: float) -> tuple[GroupPart, ...]:
+    n = x.shape[0]
+    sums = np.bincount(group, weights=x, minlength=4)
+    counts = np.bincount(group, minlength=4)
+    return tuple(
+        GroupPart(name, int(counts[g]), float(sums[g] / n), share(float(sums[g] / n), total))
+        for g, name in enumerate(GROUPS)
+    )
+
+
+def _classes(labels: np.ndarray, x: np.ndarray, total: float, n_classes: int) -> tuple[ClassPart, ...]:
+    n = x.shape[0]
+    counts = np.bincount(labels, minlength=n_classes)
+    sums = np.bincount(labels, weights=x, minlength=n_classes)
+    mean_all = total
+    rows = []
+    for k in np.flatnonzero(counts):
+        contribution = float(sums[k] / n)
+        per_sample = float(sums[k] / counts[k])
+        rows.append(ClassPart(
+            label=int(k),
+            count=int(counts[k]),
+            contribution=contribution,
+            share=share(contribution, total),
+            sample_share=float(counts[k] / n),
+            per_sample=per_sample,
+            ratio=share(per_sample, mean_all),
+        ))
+    rows.sort(key=lambda c: (-c.contribution, c.label))
+    return tuple(rows)
+
+
+def _part(name: str, x: np.ndarray, labels, group, n_classes: int, loss_to: np.ndarray) -> Part:
+    n = x.shape[0]
+    value = float(x.mean())
+    return Part(
+        name=name,
+        value=value,
+        per_sample=x,
+        increase=float(np.maximum(x, 0.0).sum() / n),
+        groups=_groups(group, x, value),
+        classes=_classes(labels, x, value, n_classes),
+        concentration=concentration(x, loss_to=loss_to),
+    )
+
+
+def decompose(run: Run, from_epoch: int, to_epoch: int) -> Rise | None:
+    """The rise ``from_epoch -> to_epoch`` over the ids present at both; None when they share none."""
+    ra, rb = run.record(from_epoch), run.record(to_epoch)
+    rows, ia, ib = common_rows(ra, rb, len(run.ids))
+    n = rows.shape[0]
+    if n == 0:
+        return None
+    sa, sb = ra.stats, rb.stats
+    labels = ra.labels[ia]
+    la, lb = sa.loss[ia], sb.loss[ib]
+    ca, cb = sa.correct[ia], sb.correct[ib]
+    group = np.where(ca, np.where(cb, 0, 2), np.where(cb, 1, 3))
+    d = lb - la
+    total = _part(PART_NAMES[0], d, labels, group, run.n_classes, lb)
+    calibration = refinement = None
+    recal_a = recal_b = float("nan")
+    if sa.recal_loss is not None and sb.recal_loss is not None:
+        ta, tb = sa.recal_loss[ia], sb.recal_loss[ib]
+        r = tb - ta
+        refinement = _part(PART_NAMES[2], r, labels, group, run.n_classes, lb)
+        calibration = _part(PART_NAMES[1], d - r, labels, group, run.n_classes, lb)
+        recal_a, recal_b = float(ta.mean()), float(tb.mean())
+    return Rise(
+        from_epoch=ra.epoch,
+        to_epoch=rb.epoch,
+        n=n,
+        n_only_from=ra.rows.shape[0] - n,
+        n_only_to=rb.rows.shape[0] - n,
+        rows=rows,
+        index_from=ia,
+        index_to=ib,
+        labels=labels,
+        group=group,
+        loss_from=float(la.mean()),
+        loss_to=float(lb.mean()),
+        recalibrated_from=recal_a,
+        recalibrated_to=recal_b,
+        median_from=float(np.median(la)),
+        median_to=float(np.median(lb)),
+        accuracy_from=float(ca.mean()),
+        accuracy_to=float(cb.mean()),
+        total=total,
+        calibration=calibration,
+        refinement=refinement,
+    )

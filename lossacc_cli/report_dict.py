@@ -1,0 +1,223 @@
+"""AnalyzeReport -> the JSON body of `analyze` (schema: lossacc_cli/schema/output.schema.json).
+
+Lists are complete, except the samples most responsible for the rise (``--top``); every capped
+list says how many rows it left out (``*_omitted``). Every share names what it is a share of.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from lossacc_cli.analysis.causes import Verdict
+from lossacc_cli.analysis.compare import class_stats
+from lossacc_cli.analysis.rise import GROUPS, Part, Rise
+from lossacc_cli.analysis.run import Run
+from lossacc_cli.analysis.significance import Significance
+from lossacc_cli.render.calibration import calibration_json
+
+
+def epoch_rows(report) -> list[dict]:
+    """One dict per epoch: every number of the per-epoch table."""
+    diverging = set(report.overview.diverging)
+    rows = []
+    for s in report.epochs:
+        row = dataclasses.asdict(s)
+        row["diverging"] = s.epoch in diverging
+        row["above_baseline"] = s.loss > s.baseline_loss
+        rows.append(row)
+    return rows
+
+
+def _ids(report, positions: np.ndarray) -> list:
+    rise = report.diagnosis.rise
+    return report.ids[rise.rows[positions]].tolist() if rise is not None else []
+
+
+def verdict_dict(report, v: Verdict) -> dict:
+    return {
+        "verdict": v.name,
+        "share": v.share,
+        "share_of": v.share_of or None,
+        "summary": v.summary,
+        "evidence": v.evidence,
+        "sample_ids": _ids(report, v.samples),
+        "classes": list(v.classes),
+    }
+
+
+def part_dict(p: Part) -> dict:
+    return {
+        "name": p.name,
+        "value": p.value,
+        "increase": p.increase,
+        "groups": [dataclasses.asdict(g) for g in p.groups],
+        "classes": [dataclasses.asdict(c) for c in p.classes],
+        "concentration": [dataclasses.asdict(c) for c in p.concentration],
+    }
+
+
+def top_samples(run: Run, rise: Rise, top: int) -> list[dict]:
+    """The samples with the largest loss change, largest first (a stable order on ties)."""
+    sa, sb = run.record(rise.from_epoch).stats, run.record(rise.to_epoch).stats
+    order = np.argsort(-rise.total.per_sample, kind="stable")[:top]
+    ia, ib = rise.index_from[order], rise.index_to[order]
+    columns = {
+        "id": run.ids[rise.rows[order]].tolist(),
+        "label": rise.labels[order].tolist(),
+        "pred_from": sa.pred[ia].tolist(),
+        "pred_to": sb.pred[ib].tolist(),
+        "p_label_from": sa.true_prob[ia].tolist(),
+        "p_label_to": sb.true_prob[ib].tolist(),
+        "loss_from": sa.loss[ia].tolist(),
+        "loss_to": sb.loss[ib].tolist(),
+        "change": rise.total.per_sample[order].tolist(),
+        "calibration_part": (rise.calibration.per_sample[order].tolist() if rise.calibration is not None
+                             else [None] * order.shape[0]),
+        "group": [GROUPS[g] for g in rise.group[order]],
+    }
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def rise_dict(run: Run, rise: Rise, top: int) -> dict:
+    """The decomposed rise: its numbers, its parts located, the samples most responsible and the
+    per-class loss, accuracy and ECE at both epochs (the body of `compare`)."""
+    return {
+        "from_epoch": rise.from_epoch,
+        "to_epoch": rise.to_epoch,
+        "n_samples": rise.n,
+        "n_only_from": rise.n_only_from,
+        "n_only_to": rise.n_only_to,
+        "loss_from": rise.loss_from,
+        "loss_to": rise.loss_to,
+        "rise": rise.value,
+        "recalibrated_loss_from": rise.recalibrated_from,
+        "recalibrated_loss_to": rise.recalibrated_to,
+        "median_loss_from": rise.median_from,
+        "median_loss_to": rise.median_to,
+        "accuracy_from": rise.accuracy_from,
+        "accuracy_to": rise.accuracy_to,
+        "parts": [part_dict(p) for p in rise.parts()],
+        "top_samples": top_samples(run, rise, top),
+        "top_samples_omitted": max(0, rise.n - top),
+        "classes": [dataclasses.asdict(c) for c in class_stats(run, rise)],
+    }
+
+
+def significance_dict(sig: Significance | None) -> dict | None:
+    if sig is None:
+        return None
+    out = dataclasses.asdict(sig)
+    out["significant"] = sig.significant
+    return out
+
+
+def _at_compared_epochs(report, rows: np.ndarray) -> dict:
+    """Prediction, p[label] and loss change at the compared epochs for id-table ``rows`` (None
+    where a sample is not present at both)."""
+    rise = report.diagnosis.rise
+    n = rows.shape[0]
+    empty = [None] * n
+    if rise is None:
+        return dict.fromkeys(("pred_from", "pred_to", "p_label_from", "p_label_to", "change"), empty)
+    where = np.full(report.n_samples, -1, dtype=np.int64)
+    where[rise.rows] = np.arange(rise.n)
+    at = where[rows]
+    ok = at >= 0
+    sa, sb = report.run.record(rise.from_epoch).stats, report.run.record(rise.to_epoch).stats
+
+    def column(values):
+        out = np.full(n, np.nan)
+        out[ok] = values[at[ok]]
+        return [None if not o else v for o, v in zip(ok.tolist(), out.tolist())]
+
+    def int_column(values):
+        return [int(values[a]) if o else None for o, a in zip(ok.tolist(), at.tolist())]
+
+    return {
+        "pred_from": int_column(sa.pred[rise.index_from]),
+        "pred_to": int_column(sb.pred[rise.index_to]),
+        "p_label_from": column(sa.true_prob[rise.index_from]),
+        "p_label_to": column(sb.true_prob[rise.index_to]),
+        "change": column(rise.total.per_sample),
+    }
+
+
+def label_issues_dict(report) -> dict:
+    """The complete list of flagged samples, most suspicious first, and the evidence test."""
+    lq = report.labels
+    rows = lq.flagged_rows()
+    ev = dataclasses.asdict(lq.evidence)
+    ev["noise"] = lq.noise
+    ev["never_learned_share"] = lq.never_learned_share
+    ev["never_learned_needed"] = lq.never_learned_needed
+    columns = {
+        "id": report.ids[rows].tolist(),
+        "label": lq.labels[rows].tolist(),
+        "likely_class": lq.likely_class[rows].tolist(),
+        "score": lq.score[rows].tolist(),
+        "p_label": lq.p_label[rows].tolist(),
+        "p_other": lq.p_other[rows].tolist(),
+        "other_fraction": lq.other_fraction[rows].tolist(),
+        **_at_compared_epochs(report, rows),
+    }
+    return {
+        "noise_evidence": lq.noise,
+        "calibrated": lq.calibrated,
+        "n_estimated": lq.n_estimated,
+        "count": int(rows.shape[0]),
+        "evidence": ev,
+        "samples": [dict(zip(columns, values)) for values in zip(*columns.values())],
+    }
+
+
+def distribution_dict(run: Run, dist) -> dict:
+    r = run.record(dist.epoch)
+    return {
+        "epoch": dist.epoch,
+        "n_samples": dist.n_samples,
+        "edges": dist.edges.tolist(),
+        "counts": dist.counts.tolist(),
+        "quantiles": dist.quantiles,
+        "outliers": [{"id": i, "loss": float(x)} for i, x in zip(run.ids[r.rows[dist.outliers]].tolist(),
+                                                                 dist.outlier_losses)],
+    }
+
+
+def report_dict(report, *, top: int = 10) -> dict:
+    dx = report.diagnosis
+    ov = report.overview
+    return {
+        "path": report.path,
+        "n_epochs": report.n_epochs,
+        "n_samples": report.n_samples,
+        "n_classes": report.n_classes,
+        "class_names": list(report.class_names) if report.class_names else None,
+        "headline": report.headline,
+        "epochs": epoch_rows(report),
+        "summary": {
+            "best_loss_epoch": ov.best_loss_epoch,
+            "best_accuracy_epoch": ov.best_accuracy_epoch,
+            "best_recalibrated_epoch": ov.best_recalibrated_epoch,
+            "diverging_epochs": list(ov.diverging),
+            "above_baseline_epochs": list(ov.above_baseline),
+        },
+        "diagnosis": {
+            "from_epoch": dx.from_epoch,
+            "to_epoch": dx.to_epoch,
+            "from_epoch_picked": dx.picked,
+            "verdicts": [verdict_dict(report, v) for v in dx.verdicts],
+            "if_real": [verdict_dict(report, v) for v in dx.if_real],
+            "significance": significance_dict(dx.significance),
+            "rise": rise_dict(report.run, dx.rise, top) if dx.rise is not None else None,
+        },
+        "checkpoint": {**dataclasses.asdict(report.checkpoint), "chosen_on": "this evaluation set"},
+        "calibration": {"from": calibration_json(report.calibration_from),
+                        "to": calibration_json(report.calibration_to)},
+        "loss_distributions": {"from": distribution_dict(report.run, report.losses_from),
+                               "to": distribution_dict(report.run, report.losses_to)},
+        "label_issues": label_issues_dict(report),
+        "thresholds": dataclasses.asdict(report.thresholds),
+        "warnings": list(report.warnings),
+    }
