@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Optional
 
 import typer
@@ -45,8 +44,7 @@ def report(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None, top
             err.print(f"warning: --media {media}: {previews.missing} files missing, {previews.skipped} not embedded "
                       "(named in the page)", markup=False, highlight=False, emoji=False)
         if output == "-":
-            sys.stdout.write(page)
-            sys.stdout.flush()
+            emit(None, page, output=output)  # a closed pipe or a full stdout handled as for every report
         else:
             emit(None, page, output=output)
             err.print(f"wrote {output} ({len(page.encode('utf-8')) / 1024:,.0f} KB)", markup=False, highlight=False,
