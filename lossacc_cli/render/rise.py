@@ -54,15 +54,15 @@ def rise_lines(rise: Rise, sig: Significance | None, *, picked: bool) -> Group:
 
 def significance_text(sig: Significance) -> str:
     if not sig.assessable:
-        return ("is it real? not measurable: too few epochs for their jitter, too few samples carrying the "
+        return ("Is it real? not measurable: too few epochs for their jitter, too few samples carrying the "
                 f"rise for a sample interval (samples: {signed(sig.samples_low)} to {signed(sig.samples_high)})")
-    verdict = "real" if sig.significant else "not significant"
+    verdict = "yes" if sig.significant else "not significantly"
     basis = (f"epoch-to-epoch jitter {nats(sig.jitter)} nats" if sig.basis == "epoch jitter"
              else "from the samples (too few epochs to measure their jitter)")
     picked = (f"; corrected for picking the lowest of {sig.candidates} close epochs: {signed(sig.corrected_rise)}"
               if sig.picked and sig.basis == "epoch jitter" else "")
     samples = f"; on another evaluation set this size: {signed(sig.samples_low)} to {signed(sig.samples_high)}"
-    return (f"is it real? {verdict}: {sig.level:.0%} interval {signed(sig.low)} to {signed(sig.high)} nats "
+    return (f"Is it real? {verdict}: {sig.level:.0%} interval {signed(sig.low)} to {signed(sig.high)} nats "
             f"({basis}{picked}){samples if sig.basis == 'epoch jitter' else ''}")
 
 
@@ -132,12 +132,13 @@ def samples_table(run: Run, rise: Rise, *, top: int, plain: bool):
     return t
 
 
-LEGEND = ("p[y]: probability of the label; x avg: the class's per-sample change over the average sample's; "
-          "right/wrong both: correct/wrong at both epochs; fixed: wrong -> right; broken: right -> wrong")
+LEGEND = "p[y]: probability of the label; x avg: the class's per-sample change over the average sample's"
+GROUP_LEGEND = "; right/wrong both: correct/wrong at both epochs; fixed: wrong -> right; broken: right -> wrong"
 
 
 def rise_section(run: Run, rise: Rise, *, top: int, plain: bool) -> Group:
     """Where the rise sits: outcome groups, concentration, classes, samples."""
     return Group(gap(), groups_table(rise, plain=plain), concentration_lines(rise), gap(),
                  classes_table(run, rise, top=min(top, 5), plain=plain), gap(),
-                 samples_table(run, rise, top=top, plain=plain), paragraph(LEGEND, 2, style="dim"))
+                 samples_table(run, rise, top=top, plain=plain),
+                 paragraph(LEGEND + ("" if plain else GROUP_LEGEND), 2, style="dim"))
