@@ -57,9 +57,12 @@ def check_report(report: dict, *, epochs: list[int], n_samples: int, n_classes: 
     if class_names is not None:
         assert report["class_names"] == class_names
     assert report["diagnosis"]["verdicts"], report["diagnosis"]
-    if ids is not None and report["responsibility"] is not None:
-        shown = {s["id"] for s in report["responsibility"]["top_samples"]}
+    assert report["headline"]
+    rise = report["diagnosis"]["rise"]
+    if ids is not None and rise is not None:
+        shown = {s["id"] for s in rise["top_samples"]}
         assert shown and shown <= ids
+        assert rise["n_samples"] == len(ids)
 
 
 def task(*, n_train: int = 600, n_val: int = 240, n_features: int = 10, n_classes: int = 3,
