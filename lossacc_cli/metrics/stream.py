@@ -34,8 +34,7 @@ from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats, sample_stats
 from lossacc_cli.metrics.recalibration import TAYLOR_MAX_STEP, Recalibrated, RowSums, recalibrate
 from lossacc_cli.metrics.summary import (
     EpochSummary,
-    classwise_ece,
-    fit_epoch,
+    fitted_summary,
     summary_from_parts,
     with_recalibration,
 )
@@ -530,16 +529,4 @@ def reduce_epoch_data(data: EpochData) -> tuple[SampleStats, EpochSummary]:
     """Per-sample vectors and summary of an epoch already in memory (any score layout)."""
     if data.kind in ("logits", "probs"):
         return reduce_matrix(data.kind, data.labels, data.scores, data.n_classes, data.epoch)
-    stats = sample_stats(data)
-    fit, recal = fit_epoch(data)
-    if recal is not None:
-        stats = with_recalibration(stats, recal)
-    summary = summary_from_parts(
-        epoch=data.epoch,
-        labels=data.labels,
-        n_classes=data.n_classes,
-        stats=stats,
-        classwise_ece=classwise_ece(data),
-        fit=fit,
-    )
-    return stats, summary
+    return fitted_summary(data, sample_stats(data))

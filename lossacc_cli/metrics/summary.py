@@ -178,10 +178,17 @@ def summarize_epoch(
     T* comes from the same exact moment-based fit the streaming path uses (``metrics.stream``), so
     the tests of this function cover what ``lossacc`` runs.
     """
+    return fitted_summary(data, stats, prior=prior)[1]
+
+
+def fitted_summary(
+    data: EpochData, stats: SampleStats, *, prior: np.ndarray | None = None
+) -> tuple[SampleStats, EpochSummary]:
+    """``stats`` with the per-sample values at T* added, and the epoch's summary."""
     fit, recal = fit_epoch(data)
     if recal is not None:
         stats = with_recalibration(stats, recal)
-    return summary_from_parts(
+    return stats, summary_from_parts(
         epoch=data.epoch,
         labels=data.labels,
         n_classes=data.n_classes,

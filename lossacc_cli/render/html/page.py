@@ -246,7 +246,7 @@ def top_samples_table(d: dict, media) -> str:
     note = (f"{len(rows):,} of the {rise['n_samples']:,} samples present at both epochs, largest loss increase first; "
             "click a column to sort. " + (f"{omitted:,} more are in the JSON of <code>lossacc analyze --format json "
                                           f"--top N</code>." if omitted else ""))
-    return (f'<section id="samples"><h2>Samples most responsible</h2>'
+    return ('<section id="samples"><h2>Samples most responsible</h2>'
             + table("samples", f"The largest loss increases from epoch {a} to {b}", headers, rows, note) + "</section>")
 
 
@@ -293,7 +293,7 @@ def label_issues_table(d: dict, extra: dict, media) -> str:
     note = (f"{shown:,} of {li['count']:,} flagged samples, most suspicious first"
             + (f" (the JSON lists all {li['count']:,})" if shown < li["count"] else "") + ". " + escape(test)
             + " p[label] at the compared epochs and the loss change are blank for samples not present at both.")
-    return (f'<section id="labels"><h2>Suspected label errors</h2>'
+    return ('<section id="labels"><h2>Suspected label errors</h2>'
             + table("labels", "Samples whose label looks wrong", headers, rows, note) + "</section>")
 
 
@@ -331,7 +331,7 @@ def classes_table(d: dict) -> str:
         ]) + "</tr>")
     note = (f"{len(rows)} of {len(parts)} classes, largest contribution first." if len(parts) > len(rows) else
             "Largest contribution first.")
-    return (f'<section id="classes"><h2>Per class</h2>'
+    return ('<section id="classes"><h2>Per class</h2>'
             + table("classes", f"Each class's part of the rise {a} \u2192 {b}", headers, rows, note) + "</section>")
 
 
