@@ -29,6 +29,7 @@ from lossacc_cli.analysis.overview import Overview, overview
 from lossacc_cli.analysis.rise import GROUPS
 from lossacc_cli.analysis.run import Run, load_run
 from lossacc_cli.analysis.thresholds import Thresholds
+from lossacc_cli.errors import UsageError
 from lossacc_cli.metrics.summary import EpochSummary
 from lossacc_cli.readers.model import ReadOptions
 
@@ -159,16 +160,25 @@ def analyze_run(
     to_epoch: int | str | None = None,
     thresholds: Thresholds = Thresholds(),
 ) -> AnalyzeReport:
-    """Diagnose a loaded run: compare ``from_epoch`` (default: the lowest-loss epoch) with
-    ``to_epoch`` (default: the last); each may be an epoch number, ``"best"`` or ``"last"``."""
+    """Diagnose a loaded run: compare ``from_epoch`` (default: the lowest-loss epoch up to the to
+    epoch) with ``to_epoch`` (default: the last); each may be an epoch number, ``"best"`` or
+    ``"last"``. A picked from epoch ("best", given or by default) is corrected for in the
+    significance test; a numbered one is the user's and is not."""
     ov = overview(run.summaries)
-    picked = from_epoch is None
-    a = run.resolve_epoch(ov.best_loss_epoch if picked else from_epoch, option="--from")
     b = run.resolve_epoch("last" if to_epoch is None else to_epoch, option="--to")
+    # "best" is a pick, whether by default or asked for: the lowest loss up to the to epoch
+    picked = from_epoch is None or str(from_epoch).strip().lower() == "best"
+    if picked:
+        a = overview([s for s in run.summaries if s.epoch <= b]).best_loss_epoch
+    else:
+        a = run.resolve_epoch(from_epoch, option="--from")
+        if a > b:
+            raise UsageError(f"--from {from_epoch}: epoch {a} comes after the --to epoch {b}; "
+                             "the rise is measured from the earlier epoch to the later one")
     labels = label_quality(run, thresholds.labels)
-    dx = diagnose(run, a, b, picked=picked, flagged_ids=labels.flagged, label_noise_evidence=labels.noise,
-                  label_evidence=dataclasses.asdict(labels.evidence), thresholds=thresholds)
     logits = all(r.kind in ("logits", "logit") for r in run.records)
+    dx = diagnose(run, a, b, picked=picked, flagged_ids=labels.flagged, label_noise_evidence=labels.noise,
+                  label_evidence=dataclasses.asdict(labels.evidence), thresholds=thresholds, logits=logits)
     ck = checkpoint_advice(run.summaries, ov, logits=logits)
     return AnalyzeReport(
         path=run.path,

@@ -17,6 +17,7 @@ from lossacc_cli.analysis.diagnosis import diagnose
 from lossacc_cli.analysis.overview import overview
 from lossacc_cli.analysis.run import build_run
 from lossacc_cli.analysis.thresholds import Thresholds
+from lossacc_cli.errors import UsageError
 from lossacc_cli.report import analyze_run
 from tests.helpers import epoch
 
@@ -61,7 +62,7 @@ def test_overconfidence_scaled_logits():
     assert first.evidence["temperature_to"] == pytest.approx(3.0, rel=0.05)
     # T* = 3 gives back epoch 2's loss: the calibration part is the whole rise (refinement ~ 0)
     assert first.share == pytest.approx(1.0, abs=0.02)
-    assert first.evidence["loss_to_recalibrated"] <= first.evidence["loss_from"]
+    assert first.evidence["recalibrated_loss_to"] <= first.evidence["loss_from"]
     assert d.names == (c.OVERCONFIDENCE,)
 
 
@@ -277,26 +278,50 @@ def test_inconclusive_without_common_ids():
     assert d.names == (c.INCONCLUSIVE,)
 
 
-def test_user_given_from_epoch_is_not_picked():
+def test_a_numbered_from_epoch_is_not_picked_but_best_is():
+    run = _plateau_run(4)
+    default = analyze_run(run).diagnosis
+    best = analyze_run(run, from_epoch="best").diagnosis
+    # the same epoch given by its number: the user's choice, nothing to correct for
+    given = analyze_run(run, from_epoch=default.from_epoch).diagnosis
+    assert not given.picked and given.significance.candidates == 1
+    assert best.picked and default.picked and best.from_epoch == default.from_epoch
+    assert best.significance.candidates == default.significance.candidates > 1
+
+
+def test_the_from_epoch_is_the_lowest_loss_up_to_the_to_epoch():
+    run = _scaled_run([0.8, 1.0, 1.5, 2.0, 2.5, 3.0, 0.9])  # epoch 7 is low again
+    assert analyze_run(run, to_epoch=5).diagnosis.from_epoch == 2
+    assert analyze_run(run).diagnosis.from_epoch == 2  # epoch 2: the lowest of all (scale 1)
+    with pytest.raises(UsageError, match="comes after"):
+        analyze_run(run, from_epoch=5, to_epoch=3)
+
+
+def test_a_to_epoch_at_the_lowest_loss_so_far_is_no_divergence():
     run = _scaled_run([0.8, 1.0, 1.5, 2.0, 2.5, 3.0])
-    d = _diagnose(run, from_epoch=3)
-    assert d.from_epoch == 3 and not d.picked and not d.significance.picked
+    report = analyze_run(run, to_epoch=2)
+    assert report.diagnosis.names == (c.NO_DIVERGENCE,)
+    assert "lowest at epoch 2" in report.headline
 
 
 # ---------------------------------------------------------------- checkpoint
 
 
 def test_checkpoint_advice_refine_then_calibrate():
-    # effective loss per epoch: L(T*) when the fit is usable, else L at T = 1; the advice is the argmin
-    run, _ = _tail_run()
+    # Three epochs of one calibrated model, the logits scaled by 1.5, 1 and 3 and, at epoch 3, with
+    # a little of the signal lost: every epoch's best temperature gives back the calibrated model
+    # (L(T*) equal at epochs 1 and 2), epoch 3's L(T*) is worse. Refine-then-calibrate keeps epoch 1
+    # (the earliest of the tie) at T* = 1.5; the lowest raw loss is epoch 2's (scale 1).
+    z, labels = _calibrated(4000, 4, seed=9)
+    noise = np.random.default_rng(1).normal(size=z.shape)
+    run = build_run("r", [epoch(z * 1.5, labels, epoch_no=1), epoch(z, labels, epoch_no=2),
+                          epoch((z + 0.8 * noise) * 3.0, labels, epoch_no=3)])
     ck = checkpoint_advice(run.summaries, overview(run.summaries))
-    effective = {s.epoch: (s.loss, 1.0) if not s.fit_usable else (s.recalibrated_loss, s.temperature)
-                 for s in run.summaries}
-    best_epoch = min(effective, key=lambda e: effective[e][0])
-    lowest_raw = min(s.loss for s in run.summaries)
-    assert ck.epoch == best_epoch
-    assert ck.temperature == effective[best_epoch][1]
-    assert ck.gain == pytest.approx(lowest_raw - effective[best_epoch][0])
+    assert (ck.epoch, ck.best_loss_epoch) == (1, 2)
+    assert ck.temperature == pytest.approx(1.5 * run.summaries[1].temperature, rel=1e-6)  # T* scales with z
+    # the gain is what T* takes off the loss of epoch 2 at T = 1: its own L(T*) is epoch 1's
+    s2 = run.summaries[1]
+    assert ck.gain == pytest.approx(s2.loss - s2.recalibrated_loss, abs=1e-9)
     assert ck.gain >= 0
 
 
@@ -324,7 +349,7 @@ def test_checkpoint_gives_a_cross_fitted_loss():
 @pytest.mark.parametrize("build, first, words", [
     (lambda: _scaled_run([0.8, 1.0, 1.5, 2.0, 2.5, 3.0]), c.OVERCONFIDENCE, "overconfidence"),
     (lambda: _scaled_run([1.2, 1.0, 0.8, 0.6, 0.5, 0.4]), c.UNDER_CONFIDENCE, "under-confidence"),
-    (lambda: _tail_run()[0], c.TAIL_DRIVEN, "4 samples carry 80% of it"),
+    (lambda: _tail_run()[0], c.TAIL_DRIVEN, "4 samples carry 80% of the per-sample increases"),
     (_class_run, c.CLASS_SPECIFIC, "class 3"),
     (lambda: _plateau_run(4), c.NO_SIGNIFICANT_RISE, "No significant rise"),
 ])

@@ -117,3 +117,5 @@ def test_probabilities_whose_fit_is_worse_than_as_given_keep_the_given_loss():
     stats, summary = reduce_epoch_data(epoch(p * 1.0009, y, kind="probs"))
     assert summary.recalibrated_loss == pytest.approx(summary.loss, rel=1e-12)
     np.testing.assert_array_equal(stats.recal_loss, stats.loss)
+    # and the advice is to use the scores as they are, not a temperature that does worse
+    assert summary.temperature == 1.0 and stats.recal_as_given

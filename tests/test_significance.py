@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lossacc_cli.analysis.significance import TIE_BAND, epoch_jitter, pick_min_bootstrap
-
-
-def _candidates(curve, jitter):
-    """The epochs before the last that are not significantly above the minimum (as the CLI picks)."""
-    before = np.sort(curve[:-1])
-    return before[before - before[0] <= TIE_BAND * jitter][:24]
+from lossacc_cli.analysis.significance import curve_interval, epoch_jitter, pick_min_bootstrap
 
 
 def test_jitter_of_white_noise_is_its_sd():
@@ -40,20 +34,15 @@ def test_jitter_is_measured_on_the_compared_stretch():
 
 def test_a_flat_noisy_plateau_is_rarely_called_a_rise():
     # the null: 30 epochs of noise around one level; "rise since the minimum" is always > 0, but the
-    # interval, corrected for picking the minimum, should exclude 0 in about 2.5% of runs (one side)
+    # interval, corrected for picking the minimum, should exclude 0 in about 2.5% of runs (one side);
+    # curve_interval is what rise_significance runs on the population's curve
     rng = np.random.default_rng(2)
-    hits = 0
-    trials = 400
-    for seed in range(trials):
+    hits = trials = 0
+    for seed in range(400):
         curve = 0.3 + 0.01 * rng.normal(size=30)
         a = int(np.argmin(curve[:-1]))
-        if a == 29:
-            continue
-        jitter = epoch_jitter(curve, a - 3, 29)
-        candidates = _candidates(curve, jitter)
-        n_diff = min(len(curve) - 3, max(3, len(curve) - 3 - max(a - 3, 0)))
-        _, low, _ = pick_min_bootstrap(np.append(candidates, curve[-1]), jitter=jitter, seed=seed, draws=2000,
-                                       n_differences=n_diff)
+        trials += 1
+        _, _, _, low, _ = curve_interval(curve, a, 29, picked=True, seed=seed)
         hits += low > 0
     assert hits / trials <= 0.05
 
@@ -67,13 +56,17 @@ def test_a_real_trend_is_found():
     for _ in range(100):
         curve = 0.3 + np.where(t < 10, 0.02 * (10 - t), 0.004 * (t - 10)) + 0.003 * rng.normal(size=30)
         a = int(np.argmin(curve[:-1]))
-        jitter = epoch_jitter(curve, a - 3, 29)
-        candidates = _candidates(curve, jitter)
-        corrected, low, high = pick_min_bootstrap(np.append(candidates, curve[-1]), jitter=jitter,
-                                                  n_differences=29 - max(a - 3, 0) - 2)
+        _, candidates, corrected, low, high = curve_interval(curve, a, 29, picked=True)
         found += low > 0
         assert low <= corrected <= high
+        assert candidates[0] == a
     assert found >= 95
+
+
+def test_a_given_from_epoch_is_not_picked():
+    curve = 0.3 + 0.01 * np.random.default_rng(4).normal(size=30)
+    _, candidates, *_ = curve_interval(curve, 5, 29, picked=False)
+    assert candidates == [5]
 
 
 def test_the_draws_are_seeded():

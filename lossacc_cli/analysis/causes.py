@@ -61,10 +61,19 @@ class RiseContext:
     n_classes: int
     thresholds: Thresholds
     label_evidence: dict = field(default_factory=dict)
+    logits: bool = True
+
+
+def _scores(ctx: RiseContext) -> str:
+    return "logits" if ctx.logits else "log-probabilities"
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+def _p(value: float) -> str:
+    return "p < 1e-300" if value < 1e-300 else f"p = {value:.1e}"
 
 
 def _samples(k: int) -> str:
@@ -82,7 +91,7 @@ def location(ctx: RiseContext, part: Part) -> str:
     if c80.count == 0:
         return "no sample's value grows"
     carriers = part.carriers(0.8)
-    if c80.count <= ctx.thresholds.tail_max_samples * ctx.rise.n:
+    if c80.count <= max(1.0, ctx.thresholds.tail_max_samples * ctx.rise.n):
         wrong = _wrong_at_to(ctx.rise, carriers)
         return (f"80% of its per-sample increases come from {_samples(c80.count)} "
                 f"({wrong} wrong at epoch {ctx.rise.to_epoch})")
@@ -100,13 +109,13 @@ def overconfidence(ctx: RiseContext) -> Verdict | None:
     recovers = rise.recalibrated_to <= rise.loss_from
     if share < th.carries or not recovers:
         return None
-    text = (f"the calibration part carries the rise: dividing epoch {rise.to_epoch}'s logits by "
+    text = (f"the calibration part carries the rise: dividing epoch {rise.to_epoch}'s {_scores(ctx)} by "
             f"T* = {sb.temperature:.3f} brings its loss from {rise.loss_to:.4f} to {rise.recalibrated_to:.4f} nats, "
             f"at or below epoch {rise.from_epoch}'s {rise.loss_from:.4f}; {location(ctx, cal)}")
     return Verdict(OVERCONFIDENCE, share, "rise", text, {
         "calibration_part_nats": cal.value, "refinement_part_nats": _value(rise.refinement),
         "temperature_to": sb.temperature, "temperature_from": ctx.summary_from.temperature,
-        "loss_to_recalibrated": rise.recalibrated_to, "loss_from": rise.loss_from,
+        "recalibrated_loss_to": rise.recalibrated_to, "loss_from": rise.loss_from,
         "samples_80pct_of_calibration_increases": cal.concentration[-1].count,
     }, samples=cal.carriers(0.8))
 
@@ -119,12 +128,12 @@ def under_confidence(ctx: RiseContext) -> Verdict | None:
         return None
     share = cal.value / rise.value
     text = (f"T* = {sb.temperature:.3f} < 1 at epoch {rise.to_epoch}: the model is less confident than it is "
-            f"right, and sharpening its logits (dividing by T*) lowers the loss from {rise.loss_to:.4f} to "
+            f"right, and sharpening its {_scores(ctx)} (dividing by T*) lowers the loss from {rise.loss_to:.4f} to "
             f"{rise.recalibrated_to:.4f} nats; the calibration part (growing under-confidence) is {_pct(share)} "
             "of the rise")
     return Verdict(UNDER_CONFIDENCE, share, "rise", text, {
         "calibration_part_nats": cal.value, "temperature_to": sb.temperature,
-        "temperature_from": ctx.summary_from.temperature, "loss_to_recalibrated": rise.recalibrated_to,
+        "temperature_from": ctx.summary_from.temperature, "recalibrated_loss_to": rise.recalibrated_to,
     }, samples=cal.carriers(0.8))
 
 
@@ -153,13 +162,13 @@ def tail_driven(ctx: RiseContext) -> Verdict | None:
     share = part.value / rise.value
     carriers = rise.total.carriers(0.8)
     wrong = _wrong_at_to(rise, carriers)
-    what = "the refinement part (what recalibration leaves)" if rise.refinement is not None else "the rise"
     text = (f"{_samples(k_all)} ({wrong} wrong at epoch {rise.to_epoch}) {'carries' if k_all == 1 else 'carry'} "
             "80% of the summed per-sample "
-            f"increases while the median loss changes by {rise.median_change:+.4f} nats; {what} is "
-            f"{_pct(share)} of the rise")
+            f"increases while the median loss changes by {rise.median_change:+.4f} nats")
     if rise.refinement is not None:
-        text += f" (recalibrated, epoch {rise.to_epoch} stays at {rise.recalibrated_to:.4f} nats, above {rise.loss_from:.4f})"
+        text += f"; the refinement part (what recalibration leaves) is {_pct(share)} of the rise"
+        text += (f" (recalibrated, epoch {rise.to_epoch} is at {rise.recalibrated_to:.4f} nats against epoch "
+                 f"{rise.from_epoch}'s {rise.loss_from:.4f})")
     return Verdict(TAIL_DRIVEN, share, "rise", text, {
         "samples_80pct_of_increases": k_all,
         "median_loss_from": rise.median_from, "median_loss_to": rise.median_to,
@@ -236,7 +245,7 @@ def label_noise(ctx: RiseContext) -> Verdict | None:
             f"their label) {'carries' if k == 1 else 'carry'} {_pct(share)} of the summed per-sample increases")
     if ev.get("tested"):
         text += (f"; at epoch {ev['epoch']}, the least overfitted, about {ev['count']:.0f} labels look replaced by "
-                 f"another class, more than clean labels produce (likelihood-ratio test, p = {ev['p_value']:.1e})")
+                 f"another class, more than clean labels produce (likelihood-ratio test, {_p(ev['p_value'])})")
     return Verdict(LABEL_NOISE, share, "summed per-sample increases", text, {
         "flagged_in_population": k, "test_epoch": ev.get("epoch"), "estimated_wrong_labels": ev.get("count"),
         "p_value": ev.get("p_value"),

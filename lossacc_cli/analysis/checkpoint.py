@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from lossacc_cli.analysis.overview import Overview
 from lossacc_cli.metrics.summary import EpochSummary
 
+TIE = 1e-9
+"""Effective losses within this (relative) are ties: the earliest epoch is kept."""
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -49,7 +52,9 @@ def checkpoint_advice(summaries: list[EpochSummary], ov: Overview, *, logits: bo
     """
     by_epoch = {s.epoch: s for s in summaries}
     best = by_epoch[ov.best_loss_epoch]
-    chosen = min(summaries, key=lambda s: (_effective(s)[0], s.epoch))
+    # ties (within float noise: a rescaled model has the same L(T*) at every scale) go to the earliest
+    lowest = min(_effective(s)[0] for s in summaries)
+    chosen = next(s for s in summaries if _effective(s)[0] <= lowest + TIE * max(1.0, abs(lowest)))
     loss, temperature = _effective(chosen)
     crossfit = chosen.recalibrated_loss_crossfit if chosen.fit_usable else float("nan")
     return Checkpoint(

@@ -3,9 +3,9 @@
 The order of the findings is fixed, and says how to read them:
 
 1. whether there is a rise to explain at all: **inconclusive** (no sample in common), **no
-   divergence** (the loss does not rise), **no paradox** (accuracy falls too: ordinary
-   overfitting), **no significant rise** (within noise; what follows is what it would mean if real);
-   (then the causes below are kept apart, as what the rise would mean if it were real);
+   divergence** (the loss does not rise), **no significant rise** (within noise: the causes below
+   are then kept apart, as what the rise would mean if it were real), **no paradox** (accuracy
+   falls too: ordinary overfitting);
 2. where the rise sits: **class-specific** (a class grows far more per sample than the rest), and
    who: **suspected label noise** (the samples carrying it look mislabeled beyond what clean
    labels produce);
@@ -20,6 +20,7 @@ When the rise is real but no cause holds, the last finding is **inconclusive** r
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,14 @@ def _gate(name: str, text: str, **evidence) -> Verdict:
     return Verdict(name, NAN, "", text, evidence)
 
 
+def _with_location(mechanism: Verdict, where: Verdict | None) -> Verdict:
+    """The calibration mechanism named with the class it shows in (SPEC §5: its location)."""
+    if where is None:
+        return mechanism
+    return dataclasses.replace(mechanism, classes=where.classes,
+                               summary=f"{mechanism.summary}; it shows in {where.summary}")
+
+
 def _order(causes: list[Verdict], rise_labels: np.ndarray, th: Thresholds) -> list[Verdict]:
     """Registry order; a calibration mechanism absorbs its locations (a class, a tail); a class
     absorbs a tail that lies in it; a minor under-confidence follows the refinement mechanism."""
@@ -87,7 +96,9 @@ def _order(causes: list[Verdict], rise_labels: np.ndarray, th: Thresholds) -> li
     calibration_mechanism = OVERCONFIDENCE in names or any(
         v.name == UNDER_CONFIDENCE and v.share >= th.carries for v in causes)
     if calibration_mechanism:
-        causes = [v for v in causes if v.name not in (CLASS_SPECIFIC, TAIL_DRIVEN)]
+        absorbed = {v.name: v for v in causes if v.name in (CLASS_SPECIFIC, TAIL_DRIVEN)}
+        causes = [_with_location(v, absorbed.get(CLASS_SPECIFIC)) if v.name in (OVERCONFIDENCE, UNDER_CONFIDENCE)
+                  else v for v in causes if v.name not in absorbed]
     by_name = {v.name: v for v in causes}
     if CLASS_SPECIFIC in by_name and TAIL_DRIVEN in by_name:
         # the same samples seen twice: when the tail lies in the named classes, name the class
@@ -108,6 +119,7 @@ def diagnose(
     label_noise_evidence: bool,
     label_evidence: dict | None = None,
     thresholds: Thresholds = Thresholds(),
+    logits: bool = True,
 ) -> Diagnosis:
     """The findings for the loss change ``from_epoch -> to_epoch``.
 
@@ -126,7 +138,8 @@ def diagnose(
                                          "nothing to compare")])
     accuracy_change = rise.accuracy_to - rise.accuracy_from
     if from_epoch >= to_epoch or rise.value < max(th.min_rise_nats, th.min_rise_relative * rise.loss_from):
-        text = (f"the loss is lowest at epoch {to_epoch}, the epoch compared: loss and accuracy move together"
+        text = ((f"the loss is lowest at epoch {to_epoch}, the epoch compared: loss and accuracy move together"
+                 if picked else f"the two compared epochs are the same (epoch {to_epoch})")
                 if from_epoch >= to_epoch else
                 f"the loss does not rise from epoch {from_epoch} to {to_epoch} ({rise.value:+.4f} nats); accuracy "
                 f"{100 * accuracy_change:+.2f} points")
@@ -143,10 +156,11 @@ def diagnose(
         n_classes=run.n_classes,
         thresholds=th,
         label_evidence=label_evidence or {},
+        logits=logits,
     )
     causes = _order([v for fn in CAUSES.values() if (v := fn(ctx)) is not None], rise.labels, th)
     gates = []
-    if not sig.significant:
+    if sig.significant is False:
         gates.append(_gate(NO_SIGNIFICANT_RISE, _not_significant_text(rise, sig),
                            rise_nats=sig.rise, corrected_rise_nats=sig.corrected_rise,
                            interval_nats=[sig.low, sig.high], jitter_nats=sig.jitter))
@@ -157,7 +171,7 @@ def diagnose(
                            accuracy_from=rise.accuracy_from, accuracy_to=rise.accuracy_to))
     if not causes:
         causes = [_gate(INCONCLUSIVE, _inconclusive_text(rise))]
-    if not sig.significant:
+    if sig.significant is False:
         return done(gates, sig, if_real=[v for v in causes if v.name != INCONCLUSIVE])
     return done(gates + causes, sig)
 
@@ -165,7 +179,7 @@ def diagnose(
 def _not_significant_text(rise: Rise, sig: Significance) -> str:
     parts = [f"the loss at epoch {rise.to_epoch} is {sig.rise:+.4f} nats from epoch {rise.from_epoch}'s",
              f"{sig.level:.0%} interval [{sig.low:+.4f}, {sig.high:+.4f}] nats"]
-    if sig.picked:
+    if sig.picked and sig.candidates > 1:
         parts.append(f"corrected for picking the lowest of {sig.candidates} close epochs: {sig.corrected_rise:+.4f}")
     if sig.jitter == sig.jitter:
         parts.append(f"the curve moves by about {sig.jitter:.4f} nats from epoch to epoch")
@@ -174,7 +188,8 @@ def _not_significant_text(rise: Rise, sig: Significance) -> str:
 
 def _inconclusive_text(rise: Rise) -> str:
     c80 = rise.total.concentration[-1]
-    where = (f"; {c80.count} of the {rise.n} samples ({c80.share_of_samples:.0%}) carry 80% of its per-sample "
+    verb = "carries" if c80.count == 1 else "carry"
+    where = (f"; {c80.count} of {rise.n} samples ({c80.share_of_samples:.0%}) {verb} 80% of its per-sample "
              "increases" if c80.count else "")
     if rise.calibration is None:
         return (f"the loss rises {rise.value:+.4f} nats but no cause accounts for it (no scores: the "

@@ -57,6 +57,8 @@ def cause_phrase(dx: Diagnosis, v: Verdict, ids: np.ndarray, names) -> str:
     if v.name == OVERCONFIDENCE:
         k = v.samples.shape[0]
         where = f", mostly on {_samples(k)} it gets wrong" if 0 < k <= 0.05 * n and _wrong_count(dx, v) == k else ""
+        if v.classes:
+            where += f", in {' and '.join(_class(c, names) for c in v.classes)}"
         return f"the rise is overconfidence: the model grew more confident than it is right{where}"
     if v.name == UNDER_CONFIDENCE:
         return ("the rise is under-confidence: the model grew less confident than it is right "
@@ -64,7 +66,8 @@ def cause_phrase(dx: Diagnosis, v: Verdict, ids: np.ndarray, names) -> str:
     if v.name == TAIL_DRIVEN:
         k = v.samples.shape[0]
         return (f"the rise comes from a few samples the model gets more and more wrong while the typical "
-                f"sample's loss fell: {_samples(k)} {'carries' if k == 1 else 'carry'} 80% of it (ids {_ids(dx, v, ids)})")
+                f"sample's loss held or fell: {_samples(k)} {'carries' if k == 1 else 'carry'} 80% of the "
+                f"per-sample increases (ids {_ids(dx, v, ids)})")
     if v.name == BROAD_OVERFITTING:
         return "the rise is overfitting: the typical sample's loss rises too, and recalibration does not bring it back"
     if v.name == CLASS_SPECIFIC:
@@ -73,8 +76,8 @@ def cause_phrase(dx: Diagnosis, v: Verdict, ids: np.ndarray, names) -> str:
         return f"the rise comes from {classes}: {v.share:.0%} of it from {share:.0%} of the samples"
     if v.name == LABEL_NOISE:
         k = v.samples.shape[0]
-        return (f"the rise comes from {_samples(k)} whose labels look wrong: the model confidently predicts "
-                f"another class for them (ids {_ids(dx, v, ids)})")
+        return (f"the rise comes from {_samples(k)} whose labels look wrong ({v.share:.0%} of the per-sample "
+                f"increases): the model confidently predicts another class for them (ids {_ids(dx, v, ids)})")
     return v.summary
 
 
@@ -101,7 +104,10 @@ def headline(dx: Diagnosis, ck: Checkpoint, ids: np.ndarray, names=None, n_epoch
         if n_epochs == 1:
             return f"One epoch only: there is no rise to explain across epochs. {keep(ck)}"
         if dx.from_epoch >= dx.to_epoch:
-            return f"No divergence: the loss is lowest at epoch {dx.to_epoch}, the last one compared. {keep(ck)}"
+            if not dx.picked:
+                return f"Nothing to compare: the two epochs given are the same (epoch {dx.to_epoch}). {keep(ck)}"
+            return (f"No divergence: the loss is lowest at epoch {dx.to_epoch}, the later epoch compared. "
+                    f"{keep(ck)}")
         return f"No divergence: the loss does not rise after epoch {dx.from_epoch}. {keep(ck)}"
     if first.name == INCONCLUSIVE:
         return f"Inconclusive: {first.summary}. {keep(ck)}"
@@ -120,4 +126,7 @@ def headline(dx: Diagnosis, ck: Checkpoint, ids: np.ndarray, names=None, n_epoch
         return f"{text}. {keep(ck)}"
     if first.name == INCONCLUSIVE or cause is None:
         return f"Inconclusive: {first.summary}. {keep(ck)}"
-    return f"{_capital(cause_phrase(dx, cause, ids, names))}. {_next_step(dx, cause, ck)}"
+    text = _capital(cause_phrase(dx, cause, ids, names))
+    if dx.significance is not None and dx.significance.significant is None:
+        text += " (whether the rise is real cannot be measured: too few epochs and too few samples carry it)"
+    return f"{text}. {_next_step(dx, cause, ck)}"

@@ -178,9 +178,10 @@ class LabelQuality:
 
 
 def _epoch_probs(record: EpochRecord, calibrated: bool) -> tuple[np.ndarray, np.ndarray]:
-    """p[label] and the top-label probability of one epoch, temperature-scaled when asked."""
+    """p[label] and the top-label probability of one epoch, temperature-scaled when asked (and
+    the epoch's fit is usable: not at a search bound)."""
     st = record.stats
-    if calibrated:
+    if calibrated and record.summary.fit_usable:
         return np.exp(-st.recal_loss), st.recal_confidence
     return st.true_prob, st.confidence
 
@@ -411,6 +412,9 @@ def noise_evidence(run: Run, thresholds: LabelQualityThresholds = LabelQualityTh
     record = min(run.records, key=lambda r: r.summary.loss)
     if record.stats.recal_loss is None:
         return _abstain("no scores to temperature-scale (compact per-sample form)", n, thresholds)
+    if not record.summary.fit_usable:
+        return _abstain(f"the temperature fit of epoch {record.epoch} is at its search bound: its calibration "
+                        "cannot be judged", n, thresholds)
     if run.n_classes < 2:
         return _abstain("a single class", n, thresholds)
     st = record.stats

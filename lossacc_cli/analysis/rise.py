@@ -1,6 +1,7 @@
 """The rise between two epochs, decomposed once and exactly (SPEC §5).
 
-Over the samples present at both epochs (the population), with T* fitted on each whole epoch::
+Over the samples present at both epochs (the population), with T* fitted on each whole epoch (an
+epoch whose fit is not usable, T* at a search bound, counts with T = 1)::
 
     rise = L_to - L_from = C + R
     C = (L_to - L_to(T*_to)) - (L_from - L_from(T*_from))    calibration part
@@ -233,7 +234,9 @@ def decompose(run: Run, from_epoch: int, to_epoch: int) -> Rise | None:
     calibration = refinement = None
     recal_a = recal_b = float("nan")
     if sa.recal_loss is not None and sb.recal_loss is not None:
-        ta, tb = sa.recal_loss[ia], sb.recal_loss[ib]
+        # an epoch whose fit is not usable (T* at a search bound) keeps its scores as they are
+        ta = (sa.recal_loss if ra.summary.fit_usable else sa.loss)[ia]
+        tb = (sb.recal_loss if rb.summary.fit_usable else sb.loss)[ib]
         r = tb - ta
         refinement = _part(PART_NAMES[2], r, labels, group, run.n_classes, lb)
         calibration = _part(PART_NAMES[1], d - r, labels, group, run.n_classes, lb)

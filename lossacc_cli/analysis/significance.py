@@ -69,7 +69,7 @@ class Significance:
     rise : float
         The observed rise ``L_to - L_from`` over the population.
     corrected_rise : float
-        The rise corrected for picking the minimum (2 T - mean of the draws).
+        The rise corrected for picking the minimum (T minus the mean of the simulated pick).
     low, high : float
         The bias-corrected ``level`` interval of the rise (see ``basis``); ``significant`` when
         ``low > 0``.
@@ -106,8 +106,9 @@ class Significance:
     basis: str = "epoch jitter"
 
     @property
-    def significant(self) -> bool:
-        return not self.assessable or self.low > 0
+    def significant(self) -> bool | None:
+        """True: the interval is above zero; False: it reaches zero; None: not measurable."""
+        return None if not self.assessable else bool(self.low > 0)
 
 
 def _third_differences(losses: np.ndarray, start: int, stop: int | None) -> np.ndarray:
@@ -141,20 +142,52 @@ def jitter_ratio_draws(n_differences: int, draws: int, rng: np.random.Generator)
     return _rms(np.diff(rng.normal(size=(draws, n_differences + 3)), 3, axis=1))
 
 
-def _population_losses(run: Run, rise: Rise, epochs: list[int]) -> np.ndarray | None:
-    """(n, len(epochs)) per-sample losses of the population at each epoch, or None when an epoch
-    lacks some of the population's ids."""
+def _positions(run: Run, rise: Rise, epoch: int) -> np.ndarray:
+    """Each population sample's row in ``epoch``'s file, -1 where it is absent."""
+    r = run.record(epoch)
+    pos = np.full(len(run.ids), -1, dtype=np.int64)
+    pos[r.rows] = np.arange(r.rows.shape[0])
+    return pos[rise.rows]
+
+
+def population_curve(run: Run, rise: Rise, upto: int) -> np.ndarray:
+    """The mean loss of each epoch up to position ``upto`` over the population's samples present
+    at it (one population for the whole curve: an epoch holding other ids is not compared with a
+    mean over different samples)."""
     n_ids = len(run.ids)
-    out = np.empty((rise.n, len(epochs)))
-    for j, e in enumerate(epochs):
-        r = run.record(e)
-        pos = np.full(n_ids, -1, dtype=np.int64)
-        pos[r.rows] = np.arange(r.rows.shape[0])
-        at = pos[rise.rows]
-        if (at < 0).any():
-            return None
-        out[:, j] = r.stats.loss[at]
+    whole = rise.n == n_ids
+    out = np.empty(upto + 1)
+    for j, r in enumerate(run.records[: upto + 1]):
+        if whole and r.rows.shape[0] == n_ids:
+            out[j] = r.summary.loss  # the epoch holds exactly the population
+            continue
+        at = _positions(run, rise, r.epoch)
+        at = at[at >= 0]
+        out[j] = float(r.stats.loss[at].mean()) if at.shape[0] else float("nan")
     return out
+
+
+def curve_interval(curve: np.ndarray, from_pos: int, to_pos: int, *, picked: bool, level: float = 0.95,
+                   seed: int = SEED) -> tuple[float, list[int], float, float, float]:
+    """The jitter-based interval of the rise on a loss curve (the core of :func:`rise_significance`).
+
+    Returns ``(jitter, candidate positions, corrected rise, low, high)``; the jitter is NaN (and
+    the rest meaningless) below 6 epochs before ``to_pos``.
+    """
+    before = curve[:to_pos]
+    jitter = epoch_jitter(before, from_pos - 3)
+    if not math.isfinite(jitter):
+        return jitter, [from_pos], float("nan"), float("nan"), float("nan")
+    n_differences = _third_differences(before, from_pos - 3, None).shape[0]
+    candidates = [from_pos]
+    if picked:
+        near = sorted((float(curve[j]), j) for j in range(to_pos) if j != from_pos
+                      and math.isfinite(curve[j]) and curve[j] - curve[from_pos] <= TIE_BAND * jitter)
+        candidates += [j for _, j in near[: MAX_CANDIDATES - 1]]
+    means = curve[candidates + [to_pos]]
+    corrected, low, high = pick_min_bootstrap(means, jitter=jitter, n_differences=n_differences, level=level,
+                                              seed=seed)
+    return jitter, candidates, corrected, low, high
 
 
 def rise_significance(run: Run, rise: Rise, *, picked: bool, level: float = 0.95,
@@ -166,60 +199,39 @@ def rise_significance(run: Run, rise: Rise, *, picked: bool, level: float = 0.95
     """
     n = rise.n
     epochs = run.epochs
-    curve = np.array([s.loss for s in run.summaries])
     from_pos, to_pos = epochs.index(rise.from_epoch), epochs.index(rise.to_epoch)
-    # the wobble before the to epoch: a jump at the to epoch is what is being judged, not noise
-    before = curve[:to_pos]
-    jitter = epoch_jitter(before, from_pos - 3)
-    n_differences = _third_differences(before, from_pos - 3, None).shape[0] if math.isfinite(jitter) else None
     d = rise.total.per_sample
     se_pair = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     z = _z(level)
     samples_low, samples_high = rise.value - z * se_pair, rise.value + z * se_pair
-    carriers = rise.total.concentration[-1].count
-    few = carriers <= carriers_max
-    use_jitter = math.isfinite(jitter)
-    use_samples = not use_jitter and not few and n > 1 and math.isfinite(se_pair)
-    if not (use_samples or use_jitter):
+    few = rise.total.concentration[-1].count <= carriers_max
+    curve = population_curve(run, rise, to_pos)
+    jitter, candidates, corrected, low, high = curve_interval(curve, from_pos, to_pos, picked=picked, level=level)
+    if math.isfinite(jitter):
+        # the curve is over the population's samples present at each epoch; at the two compared
+        # epochs that is the population itself, so the rise it measures is the rise
+        return Significance(rise.value, corrected, low, high, samples_low, samples_high, jitter, picked,
+                            len(candidates), few, True, level, "epoch jitter")
+    if few or not math.isfinite(se_pair):
         return Significance(rise.value, rise.value, rise.value, rise.value, samples_low, samples_high,
                             jitter, picked, 1, few, False, level, "none")
-    # the epochs that could be the minimum in a draw
-    scale = max(jitter if use_jitter else 0.0, se_pair if use_samples else 0.0)
-    candidates = [rise.from_epoch]
+    # fewer than 6 epochs before the to epoch: the sampling noise of the candidate epochs' means
+    # (paired: the same samples), with the epochs that hold the whole population
+    columns = [rise.from_epoch]
     if picked:
-        level_from = rise.loss_from
-        near = [(s.loss, s.epoch) for s in run.summaries[: to_pos + 1]
-                if s.epoch not in (rise.from_epoch, rise.to_epoch)
-                and s.loss - level_from <= TIE_BAND * scale]
-        candidates += [e for _, e in sorted(near)[: MAX_CANDIDATES - 1]]
-    columns = candidates + [rise.to_epoch]
-    losses = _population_losses(run, rise, columns)
-    if losses is None:  # some epoch lacks ids of the population: compare the two epochs alone
-        columns = [rise.from_epoch, rise.to_epoch]
-        losses = np.column_stack([run.record(rise.from_epoch).stats.loss[rise.index_from],
-                                  run.record(rise.to_epoch).stats.loss[rise.index_to]])
+        near = sorted((float(curve[j]), epochs[j]) for j in range(to_pos) if j != from_pos
+                      and curve[j] - curve[from_pos] <= TIE_BAND * se_pair)
+        columns += [e for _, e in near[: MAX_CANDIDATES - 1]]
+    columns.append(rise.to_epoch)
+    positions = [_positions(run, rise, e) for e in columns]
+    kept = [(e, at) for e, at in zip(columns, positions) if (at >= 0).all()]
+    losses = np.column_stack([run.record(e).stats.loss[at] for e, at in kept])
     means = losses.mean(axis=0)
-    cov = None
-    if use_samples:
-        centred = losses - means
-        cov = centred.T @ centred / (n * (n - 1))
-    corrected, low, high = pick_min_bootstrap(means, jitter=jitter if use_jitter else 0.0, cov=cov,
-                                              n_differences=n_differences, level=level)
-    return Significance(
-        rise=rise.value,
-        corrected_rise=corrected,
-        low=low,
-        high=high,
-        samples_low=samples_low,
-        samples_high=samples_high,
-        jitter=jitter,
-        picked=picked,
-        candidates=len(columns) - 1,
-        few_carriers=few,
-        assessable=True,
-        level=level,
-        basis="epoch jitter" if use_jitter else "samples",
-    )
+    centred = losses - means
+    cov = centred.T @ centred / (n * (n - 1))
+    corrected, low, high = pick_min_bootstrap(means, jitter=0.0, cov=cov, level=level)
+    return Significance(rise.value, corrected, low, high, samples_low, samples_high, jitter, picked,
+                        len(kept) - 1, few, True, level, "samples")
 
 
 def pick_min_bootstrap(means: np.ndarray, *, jitter: float, cov: np.ndarray | None = None,

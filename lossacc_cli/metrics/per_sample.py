@@ -51,6 +51,9 @@ class SampleStats:
     recal_crossfit_loss : float
         L(T*) with T* fitted on one half of the samples and measured on the other (NaN when
         unavailable).
+    recal_as_given : bool
+        The fitted temperature did worse than the scores as given, so the "recalibrated" values
+        are the scores as given (T = 1).
     """
 
     loss: np.ndarray
@@ -63,6 +66,7 @@ class SampleStats:
     recal_loss: np.ndarray | None = None
     recal_confidence: np.ndarray | None = None
     recal_crossfit_loss: float = float("nan")
+    recal_as_given: bool = False
 
     @property
     def n_clipped(self) -> int:

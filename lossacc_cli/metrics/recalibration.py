@@ -125,4 +125,5 @@ def _crossfit(terms, beta_l: float) -> float:
 
 def as_given(loss: np.ndarray, confidence: np.ndarray) -> Recalibrated:
     """The scores as they are (T = 1 for logits; for probabilities, without renormalising)."""
-    return Recalibrated(loss=loss, confidence=confidence, crossfit_loss=float(loss.mean()))
+    crossfit = float(loss.mean()) if loss.shape[0] >= CROSSFIT_MIN_SAMPLES else float("nan")
+    return Recalibrated(loss=loss, confidence=confidence, crossfit_loss=crossfit)

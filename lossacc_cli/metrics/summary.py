@@ -68,7 +68,7 @@ class EpochSummary:
 
     ``temperature``/``recalibrated_loss``/``classwise_ece`` are NaN for the compact per-sample form
     (no scores to rescale). ``recalibrated_loss`` is L(T*), or the loss as given when the fit does
-    worse (never above ``loss``); ``recalibrated_loss_crossfit`` is L(T*) with T* fitted on one half
+    worse (never above ``loss``; ``temperature`` is then 1); ``recalibrated_loss_crossfit`` is L(T*) with T* fitted on one half
     of the samples and the loss measured on the other (NaN below 200 samples). ``information_gain`` = 1 - loss / baseline_loss (< 0: worse than the
     prior on average).
     """
@@ -162,11 +162,12 @@ def with_recalibration(stats: SampleStats, recal: Recalibrated) -> SampleStats:
     """``stats`` with the per-sample loss and confidence at T*: the fitted ones, or the scores as
     given when the fit does worse (probabilities whose rows are off 1 by rounding are renormalised
     by any temperature, T = 1 included, and that can cost more than the fit gains)."""
-    if float(recal.loss.mean()) > float(stats.loss.mean()):
+    given = float(recal.loss.mean()) > float(stats.loss.mean())
+    if given:
         recal = as_given(stats.loss, stats.confidence)
     return dataclasses.replace(
         stats, recal_loss=recal.loss, recal_confidence=recal.confidence,
-        recal_crossfit_loss=recal.crossfit_loss,
+        recal_crossfit_loss=recal.crossfit_loss, recal_as_given=given,
     )
 
 
@@ -227,9 +228,12 @@ def summary_from_parts(
         fit = TemperatureFit(float("nan"), mean_loss, float("nan"), False)
     recalibrated = fit.recalibrated_loss
     crossfit = float("nan")
+    temperature, at_bound = fit.temperature, fit.at_bound
     if stats.recal_loss is not None:  # the per-sample losses at T* average to L(T*)
         recalibrated = float(stats.recal_loss.mean())
         crossfit = stats.recal_crossfit_loss
+        if stats.recal_as_given:  # the fit did worse than the scores as they are: T = 1
+            temperature, at_bound = 1.0, False
     return EpochSummary(
         epoch=epoch,
         n_samples=int(labels.shape[0]),
@@ -250,8 +254,8 @@ def summary_from_parts(
         classwise_ece=classwise_ece,
         overconfidence_gap=mean_conf - accuracy,
         mean_confidence=mean_conf,
-        temperature=fit.temperature,
-        temperature_at_bound=fit.at_bound,
+        temperature=temperature,
+        temperature_at_bound=at_bound,
         recalibrated_loss=recalibrated,
         recalibrated_loss_crossfit=crossfit,
         n_clipped=stats.n_clipped,

@@ -32,9 +32,9 @@ GROUP_SHORT = {"correct at both": "right both", "fixed": "fixed", "broken": "bro
 
 def rise_lines(rise: Rise, sig: Significance | None, *, picked: bool) -> Group:
     """The rise in numbers: loss and accuracy at both epochs, how sure we are, its two parts."""
-    how = " (lowest loss -> last)" if picked else ""
-    lines = [paragraph(f"Rise from epoch {rise.from_epoch} to {rise.to_epoch}{how}, over {rise.n} samples present "
-                       "at both:"),
+    how = " (the lowest loss up to the later epoch)" if picked else ""
+    lines = [paragraph(f"Rise from epoch {rise.from_epoch}{how} to epoch {rise.to_epoch}, over "
+                       f"{plural(rise.n, 'sample')} present at both:"),
              paragraph(f"loss {nats(rise.loss_from)} -> {nats(rise.loss_to)} nats ({signed(rise.value)}); median "
                        f"{nats(rise.median_from)} -> {nats(rise.median_to)}; accuracy {pct(rise.accuracy_from)} -> "
                        f"{pct(rise.accuracy_to)}", 2)]
@@ -60,7 +60,7 @@ def significance_text(sig: Significance) -> str:
     basis = (f"epoch-to-epoch jitter {nats(sig.jitter)} nats" if sig.basis == "epoch jitter"
              else "from the samples (too few epochs to measure their jitter)")
     picked = (f"; corrected for picking the lowest of {sig.candidates} close epochs: {signed(sig.corrected_rise)}"
-              if sig.picked and sig.basis == "epoch jitter" else "")
+              if sig.picked and sig.candidates > 1 else "")
     samples = f"; on another evaluation set this size: {signed(sig.samples_low)} to {signed(sig.samples_high)}"
     return (f"Is it real? {verdict}: {sig.level:.0%} interval {signed(sig.low)} to {signed(sig.high)} nats "
             f"({basis}{picked}){samples if sig.basis == 'epoch jitter' else ''}")

@@ -153,7 +153,7 @@ def facts(d: dict) -> str:
     if sig is not None:
         p = "diagnosis.significance"
         cards.append('<div class="card"><h3>Is it real?</h3>' + _dl([
-            ("significant", num(sig["significant"], f"{p}.significant", "yes" if sig["significant"] else "no")
+            ("significant", num(sig["significant"], f"{p}.significant", {True: "yes", False: "no", None: "not measurable"}[sig["significant"]])
              + f' ({escape(str(sig["basis"]))})'),
             (f'{sig["level"]:.0%} interval', f'[{num(sig["low"], f"{p}.low", signed(sig["low"]))}, '
                                              f'{num(sig["high"], f"{p}.high", signed(sig["high"]))}] nats'),
