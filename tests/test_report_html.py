@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,15 @@ def test_the_cli_never_imports_matplotlib_unless_asked():
     code = "import sys, lossacc_cli.cli.app; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_media_never_opens_a_fifo_or_a_folder(tmp_path, monkeypatch):
+    """A template that names a FIFO (which would block a plain open) or a folder shows a note."""
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "a.png")
+    (tmp_path / "b.png").mkdir()
+    media = Media("{id}.png")
+    fifo, folder = media.preview("a", 0), media.preview("b", 0)
+    assert "FIFO" in fifo and "<img" not in fifo
+    assert "directory" in folder and "<img" not in folder
+    assert media.missing == 2

@@ -11,13 +11,17 @@ import os
 import sys
 
 EXIT_INTERRUPTED = 130
+EXIT_BAD_OUTPUT = 2
 
 
 def main() -> None:
     """Entry point of the ``lossacc`` command."""
     try:
         closed = _standard_streams()
-        if sys.argv[1:] in (["--version"], ["-V"]) and 1 not in closed:
+        if sys.argv[1:] in (["--version"], ["-V"]):
+            if 1 in closed:  # the answer would be lost, as a report would
+                sys.stderr.write("error: stdout is closed: the version was not written\n")
+                sys.exit(EXIT_BAD_OUTPUT)
             from lossacc_cli import __version__
 
             sys.stdout.write(f"lossacc {__version__}\n")

@@ -10,11 +10,12 @@ from lossacc_cli.cli.common import cli_errors
 from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import FromOpt, Shared, ToOpt, shared_options
 from lossacc_cli.cli.output import emit, stderr_console
+from lossacc_cli.errors import UsageError
 from lossacc_cli.report import analyze_run
 
 DEFAULT_OUTPUT = "report.html"
 
-TopOpt = Annotated[int, typer.Option("--top", min=1, help="Rows of the table of samples most responsible.")]
+TopOpt = Annotated[int, typer.Option("--top", help="Rows of the table of samples most responsible.")]
 MediaOpt = Annotated[Optional[str], typer.Option(
     "--media", help="Path template of each listed sample's image or text file, e.g. 'images/{id}.png' "
     "(fields {id} and {label}); images are embedded (256 KB each, 2 MB in all at most).")]
@@ -31,6 +32,8 @@ def report(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None, top
     Example: lossacc report preds/ -o report.html --media 'images/{id}.png'
     """
     with cli_errors(opts.debug):
+        if top < 1:  # checked here: Click's range check prints a usage block, not one line
+            raise UsageError(f"--top must be at least 1, not {top}")
         from lossacc_cli.render import html  # matplotlib only when a page is rendered
         from lossacc_cli.render.html.media import Media
 
@@ -43,10 +46,8 @@ def report(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None, top
         if previews is not None and (previews.missing or previews.skipped):
             err.print(f"warning: --media {media}: {previews.missing} files missing, {previews.skipped} not embedded "
                       "(named in the page)", markup=False, highlight=False, emoji=False)
-        if output == "-":
-            emit(None, page, output=output)  # a closed pipe or a full stdout handled as for every report
-        else:
-            emit(None, page, output=output)
+        emit(None, page, output=output)  # a closed pipe or a full stdout handled as for every report
+        if output != "-":
             err.print(f"wrote {output} ({len(page.encode('utf-8')) / 1024:,.0f} KB)", markup=False, highlight=False,
                       emoji=False)
     raise typer.Exit(0)

@@ -14,7 +14,8 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lossacc_cli.errors import UsageError
+from lossacc_cli.errors import InputError, UsageError
+from lossacc_cli.readers.files import open_regular
 
 FIELDS = ("id", "label")
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
@@ -65,20 +66,17 @@ class Media:
 
     def _load(self, name: str) -> str:
         path = Path(name)
-        try:
-            size = path.stat().st_size
-            if not path.is_file():
-                raise FileNotFoundError
-        except (OSError, ValueError):
-            self.missing += 1
-            return self._note(f"no file {name}")
-        mime = IMAGE_TYPES.get(path.suffix.lower())
-        try:
-            with path.open("rb") as handle:
+        try:  # a regular file only, opened without blocking (a FIFO named by the template never hangs)
+            with open_regular(path, name) as (handle, info):
+                size = info.st_size
                 head = handle.read(MAX_IMAGE_BYTES + 1)
-        except OSError as exc:
+        except InputError as exc:
+            self.missing += 1
+            return self._note(str(exc))
+        except (OSError, ValueError) as exc:
             self.missing += 1
             return self._note(f"cannot read {name} ({exc.__class__.__name__})")
+        mime = IMAGE_TYPES.get(path.suffix.lower())
         if mime is None:
             mime = next((m for magic, m in MAGIC if head.startswith(magic)), None)
         if mime is None:
