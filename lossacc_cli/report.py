@@ -21,6 +21,7 @@ import numpy as np
 
 from lossacc_cli.analysis.calibration import CalibrationReport, calibration_report
 from lossacc_cli.analysis.checkpoint import Checkpoint, checkpoint_advice
+from lossacc_cli.analysis.compare import Comparison, comparison
 from lossacc_cli.analysis.diagnosis import Diagnosis, diagnose
 from lossacc_cli.analysis.headline import headline as headline_text
 from lossacc_cli.analysis.label_quality import LabelQuality, label_quality
@@ -59,6 +60,12 @@ class AnalyzeReport:
     thresholds: Thresholds
     warnings: tuple[str, ...]
     run: Run
+
+    @cached_property
+    def comparison(self) -> Comparison | None:
+        """The compared epochs' rise with its per-class loss, accuracy and ECE (None when they
+        share no sample)."""
+        return comparison(self.run, self.diagnosis.rise) if self.diagnosis.rise is not None else None
 
     @cached_property
     def calibration_from(self) -> CalibrationReport:

@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 
 from lossacc_cli.analysis.causes import Verdict
-from lossacc_cli.analysis.compare import class_stats
+from lossacc_cli.analysis.compare import Comparison
 from lossacc_cli.analysis.rise import GROUPS, Part, Rise
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
@@ -61,7 +61,7 @@ def part_dict(p: Part) -> dict:
 def top_samples(run: Run, rise: Rise, top: int) -> list[dict]:
     """The samples with the largest loss change, largest first (a stable order on ties)."""
     sa, sb = run.record(rise.from_epoch).stats, run.record(rise.to_epoch).stats
-    order = np.argsort(-rise.total.per_sample, kind="stable")[:top]
+    order = rise.largest_changes(top)
     ia, ib = rise.index_from[order], rise.index_to[order]
     columns = {
         "id": run.ids[rise.rows[order]].tolist(),
@@ -80,9 +80,10 @@ def top_samples(run: Run, rise: Rise, top: int) -> list[dict]:
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 
-def rise_dict(run: Run, rise: Rise, top: int) -> dict:
+def rise_dict(run: Run, both: Comparison, top: int) -> dict:
     """The decomposed rise: its numbers, its parts located, the samples most responsible and the
     per-class loss, accuracy and ECE at both epochs (the body of `compare`)."""
+    rise = both.rise
     return {
         "from_epoch": rise.from_epoch,
         "to_epoch": rise.to_epoch,
@@ -101,7 +102,7 @@ def rise_dict(run: Run, rise: Rise, top: int) -> dict:
         "parts": [part_dict(p) for p in rise.parts()],
         "top_samples": top_samples(run, rise, top),
         "top_samples_omitted": max(0, rise.n - top),
-        "classes": [dataclasses.asdict(c) for c in class_stats(run, rise)],
+        "classes": [dataclasses.asdict(c) for c in both.classes],
     }
 
 
@@ -210,7 +211,7 @@ def report_dict(report, *, top: int = 10) -> dict:
             "verdicts": [verdict_dict(report, v) for v in dx.verdicts],
             "if_real": [verdict_dict(report, v) for v in dx.if_real],
             "significance": significance_dict(dx.significance),
-            "rise": rise_dict(report.run, dx.rise, top) if dx.rise is not None else None,
+            "rise": rise_dict(report.run, report.comparison, top) if report.comparison is not None else None,
         },
         "checkpoint": {**dataclasses.asdict(report.checkpoint), "chosen_on": "this evaluation set"},
         "calibration": {"from": calibration_json(report.calibration_from),

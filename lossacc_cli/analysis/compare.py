@@ -1,4 +1,5 @@
-"""Per class at the two compared epochs: loss, accuracy and top-label ECE (SPEC §2)."""
+"""Two epochs compared: the decomposed rise and, per class, loss, accuracy and top-label ECE at
+both epochs (SPEC §2)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lossacc_cli.analysis.rise import Rise
+from lossacc_cli.analysis.rise import decompose
 from lossacc_cli.analysis.run import Run
+from lossacc_cli.errors import InputError
 from lossacc_cli.metrics.calibration import equal_width_bins
 
 
@@ -58,3 +61,33 @@ def class_stats(run: Run, rise: Rise) -> tuple[ClassStats, ...]:
                    float(acc_to[c]), float(ece_from[c]), float(ece_to[c]))
         for c in (p.label for p in rise.total.classes)
     )
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """What `compare` (and the rise section of `analyze`) shows: the rise and its classes."""
+
+    rise: Rise
+    classes: tuple[ClassStats, ...]
+
+
+def comparison(run: Run, rise: Rise) -> Comparison:
+    return Comparison(rise, class_stats(run, rise))
+
+
+def compare_epochs(run: Run, epoch_from: int, epoch_to: int) -> Comparison:
+    """The two epochs compared over the ids present at both.
+
+    Raises
+    ------
+    InputError
+        The two epochs share no sample id.
+    """
+    rise = decompose(run, epoch_from, epoch_to)
+    if rise is None:
+        ra, rb = run.record(epoch_from), run.record(epoch_to)
+        raise InputError(
+            f"{run.path}: field 'sample_id': epochs {epoch_from} and {epoch_to} have no sample id in common "
+            f"({ra.rows.shape[0]} and {rb.rows.shape[0]} samples); they cannot be compared"
+        )
+    return comparison(run, rise)

@@ -140,6 +140,11 @@ class Rise:
     def parts(self) -> tuple[Part, ...]:
         return tuple(p for p in (self.total, self.calibration, self.refinement) if p is not None)
 
+    def largest_changes(self, k: int) -> np.ndarray:
+        """Positions (in the population) of the ``k`` samples whose loss changed most, largest
+        first; ties keep the population's order. Every table of "samples most responsible" uses it."""
+        return np.argsort(-self.total.per_sample, kind="stable")[:k]
+
 
 def share(part: float, whole: float) -> float:
     return part / whole if whole != 0 else float("nan")

@@ -161,7 +161,7 @@ def render(report, *, top: int = 10, plain: bool, brief: bool = False) -> Group:
         chart.rstrip()
         parts += [gap(), chart]
     if compared:
-        parts.append(rise_section(report.run, dx.rise, top=top, plain=plain))
+        parts.append(rise_section(report.run, report.comparison, top=top, plain=plain))
     issues = label_issues_table(report, top=top, plain=plain)
     if issues is not None:
         parts += [gap(), issues]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from rich.console import Group
 
-from lossacc_cli.analysis.compare import class_stats
+from lossacc_cli.analysis.compare import Comparison
 from lossacc_cli.analysis.rise import GROUPS, Rise
 from lossacc_cli.analysis.rise import share as ratio
 from lossacc_cli.analysis.run import Run
@@ -96,10 +96,10 @@ def concentration_lines(rise: Rise) -> Group:
     return Group(*lines)
 
 
-def classes_table(run: Run, rise: Rise, *, top: int, plain: bool):
+def classes_table(run: Run, both: Comparison, *, top: int, plain: bool):
     """Classes by contribution to the rise, beside their share of the samples."""
-    names = run.class_names
-    stats = {c.label: c for c in class_stats(run, rise)}
+    names, rise = run.class_names, both.rise
+    stats = {c.label: c for c in both.classes}
     t = new_table("Classes by contribution to the rise (share of samples vs share of the rise)", plain=plain)
     for col in ("class", "n", "samples", "rise", "x avg", f"loss@{rise.from_epoch}", f"loss@{rise.to_epoch}",
                 f"acc@{rise.to_epoch}"):
@@ -116,7 +116,7 @@ def samples_table(run: Run, rise: Rise, *, top: int, plain: bool):
     """The samples with the largest loss change."""
     names = run.class_names
     sa, sb = run.record(rise.from_epoch).stats, run.record(rise.to_epoch).stats
-    order = np.argsort(-rise.total.per_sample, kind="stable")[:top]
+    order = rise.largest_changes(top)
     a, b = rise.from_epoch, rise.to_epoch
     t = new_table(f"Samples most responsible (largest loss change {a} -> {b}; {rise.n - order.shape[0]} more "
                   "in --format json)", plain=plain)
@@ -136,9 +136,10 @@ LEGEND = "p[y]: probability of the label; x avg: the class's per-sample change o
 GROUP_LEGEND = "; right/wrong both: correct/wrong at both epochs; fixed: wrong -> right; broken: right -> wrong"
 
 
-def rise_section(run: Run, rise: Rise, *, top: int, plain: bool) -> Group:
+def rise_section(run: Run, both: Comparison, *, top: int, plain: bool) -> Group:
     """Where the rise sits: outcome groups, concentration, classes, samples."""
+    rise = both.rise
     return Group(gap(), groups_table(rise, plain=plain), concentration_lines(rise), gap(),
-                 classes_table(run, rise, top=min(top, 5), plain=plain), gap(),
+                 classes_table(run, both, top=min(top, 5), plain=plain), gap(),
                  samples_table(run, rise, top=top, plain=plain),
                  paragraph(LEGEND + ("" if plain else GROUP_LEGEND), 2, style="dim"))

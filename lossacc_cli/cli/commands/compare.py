@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from lossacc_cli.cli.common import cli_errors
 from lossacc_cli.cli.options import Format, FromOpt, Shared, ToOpt, shared_options
 
@@ -15,10 +14,9 @@ def compare(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None) ->
     Default: from the lowest-loss epoch to the last. Example: lossacc compare --from 12 --to last preds/
     """
     from rich.console import Group
-    from lossacc_cli.analysis.rise import decompose
+    from lossacc_cli.analysis.compare import compare_epochs
     from lossacc_cli.cli.loading import load
     from lossacc_cli.cli.respond import respond
-    from lossacc_cli.errors import InputError
     from lossacc_cli.render.rise import rise_lines, rise_section
     from lossacc_cli.report_dict import rise_dict
 
@@ -26,13 +24,7 @@ def compare(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None) ->
         run = load(opts, progress=opts.fmt is Format.table)
         a = run.resolve_epoch(from_epoch or "best", option="--from")
         b = run.resolve_epoch(to_epoch or "last", option="--to")
-        rise = decompose(run, a, b)
-        if rise is None:
-            ra, rb = run.record(a), run.record(b)
-            raise InputError(
-                f"{run.path}: field 'sample_id': epochs {a} and {b} have no sample id in common "
-                f"({ra.rows.shape[0]} and {rb.rows.shape[0]} samples); they cannot be compared"
-            )
-        respond("compare", opts.fmt, opts.output, lambda: rise_dict(run, rise, opts.top),
-                lambda plain: Group(rise_lines(rise, None, picked=False),
-                                    rise_section(run, rise, top=opts.top, plain=plain)), opts.color)
+        both = compare_epochs(run, a, b)
+        respond("compare", opts.fmt, opts.output, lambda: rise_dict(run, both, opts.top),
+                lambda plain: Group(rise_lines(both.rise, None, picked=False),
+                                    rise_section(run, both, top=opts.top, plain=plain)), opts.color)
