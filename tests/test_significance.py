@@ -82,3 +82,73 @@ def test_sampling_noise_widens_the_interval():
     assert high1 - low1 > high0 - low0
     # the difference's sd is sqrt(2e-6 + 2e-5) = 0.00469: the 95% half-width about 1.96 of that
     assert (high1 - low1) / 2 == pytest.approx(1.96 * np.sqrt(2e-6 + 2e-5), rel=0.1)
+
+
+# --- fewer than 6 epochs: the interval from the samples, or none --------------------------------
+
+def _run_of(probs_by_epoch: list[np.ndarray], labels: np.ndarray):
+    from lossacc_cli.analysis.run import build_run
+    from tests.helpers import epoch
+
+    ids = np.array([f"s{i}" for i in range(labels.shape[0])], dtype=object)
+    return build_run("run", [epoch(p, labels, kind="probs", epoch_no=e + 1, ids=ids)
+                             for e, p in enumerate(probs_by_epoch)])
+
+
+def _binary(p_label: np.ndarray) -> np.ndarray:
+    return np.column_stack([p_label, 1 - p_label])  # every label is 0
+
+
+def test_three_epochs_take_the_interval_from_the_samples():
+    from lossacc_cli.analysis.rise import decompose
+    from lossacc_cli.analysis.significance import rise_significance
+
+    rng = np.random.default_rng(5)
+    n = 400
+    labels = np.zeros(n, dtype=np.int64)
+    p1 = rng.uniform(0.6, 0.95, n)
+    p3 = np.clip(p1 - rng.uniform(0.0, 0.2, n), 0.51, None)  # a broad rise, every sample correct
+    run = _run_of([_binary(p1), _binary(0.5 * (p1 + p3)), _binary(p3)], labels)
+    rise = decompose(run, 1, 3)
+    sig = rise_significance(run, rise, picked=False)
+    # by hand: the paired differences of -log p, their mean and standard error
+    d = -np.log(p3) + np.log(p1)
+    se = d.std(ddof=1) / np.sqrt(n)
+    assert sig.basis == "samples" and sig.assessable and sig.significant is True
+    assert np.isnan(sig.jitter)
+    assert sig.rise == pytest.approx(d.mean(), rel=1e-6)
+    assert (sig.samples_low, sig.samples_high) == pytest.approx((d.mean() - 1.96 * se, d.mean() + 1.96 * se),
+                                                                rel=1e-3)
+    # the bootstrap of the two means (no pick) is the same normal interval up to its draws
+    assert (sig.high - sig.low) / 2 == pytest.approx(1.96 * se, rel=0.06)
+
+
+def test_three_epochs_with_a_rise_inside_sampling_noise_are_not_significant():
+    from lossacc_cli.analysis.rise import decompose
+    from lossacc_cli.analysis.significance import rise_significance
+
+    rng = np.random.default_rng(6)
+    n = 400
+    p1 = rng.uniform(0.6, 0.9, n)
+    # each loss moves by 0.05 nats, 205 up and 195 down: a rise of 0.05 * 10 / 400 = 0.00125 nats
+    # against a standard error of 0.05 / sqrt(400) = 0.0025
+    step = rng.permutation(np.r_[np.full(205, 0.05), np.full(195, -0.05)])
+    p3 = p1 * np.exp(-step)
+    run = _run_of([_binary(p1), _binary(p1), _binary(p3)], np.zeros(n, dtype=np.int64))
+    sig = rise_significance(run, decompose(run, 1, 3), picked=False)
+    assert sig.rise == pytest.approx(0.00125, rel=1e-3)
+    assert sig.basis == "samples" and sig.significant is False and sig.low < 0 < sig.high
+
+
+def test_a_rise_carried_by_one_sample_in_three_epochs_is_not_assessable():
+    from lossacc_cli.analysis.rise import decompose
+    from lossacc_cli.analysis.significance import rise_significance
+
+    n = 50
+    p1 = np.full(n, 0.9)
+    p3 = p1.copy()
+    p3[7] = 1e-4  # one sample turns confidently wrong; the others do not move
+    run = _run_of([_binary(p1), _binary(p1), _binary(p3)], np.zeros(n, dtype=np.int64))
+    sig = rise_significance(run, decompose(run, 1, 3), picked=False)
+    assert sig.few_carriers and not sig.assessable and sig.basis == "none"
+    assert sig.significant is None
