@@ -58,7 +58,7 @@ def specs(draw) -> Spec:
         dtype=draw(st.sampled_from(("float16", "float32", "float64"))),
         n_classes=2 if binary else draw(st.integers(2, 12)),
         n_samples=draw(st.integers(1, 40)),
-        n_epochs=draw(st.integers(1, 4)),
+        n_epochs=draw(st.integers(1, 9)),  # 7+: the interval from the epochs' jitter
         scale=draw(st.sampled_from((0.1, 1.0, 4.0, 30.0))),  # 30: saturated, p[label] can be 0
         string_ids=layout.startswith("parquet") and draw(st.booleans()),
         seed=draw(st.integers(0, 2**32 - 1)),
@@ -230,6 +230,21 @@ def test_analyze_json_properties(spec: Spec):
         for sample in rise["top_samples"]:
             assert sample["loss_from"] >= 0 and sample["loss_to"] >= 0
         assert len(rise["top_samples"]) + rise["top_samples_omitted"] == rise["n_samples"]
+    sig = doc["diagnosis"]["significance"]
+    if sig is not None:
+        assert rise is not None and sig["rise"] == pytest.approx(rise["rise"], abs=1e-12)
+        assert sig["basis"] in ("epoch jitter", "samples", "none")
+        assert (sig["basis"] == "epoch jitter") == (sig["jitter"] is not None and math.isfinite(sig["jitter"]))
+        assert sig["samples_low"] <= sig["rise"] + 1e-12 <= sig["samples_high"] + 2e-12
+        if sig["assessable"]:
+            assert sig["low"] <= sig["high"] and sig["significant"] == (sig["low"] > 0)
+        else:
+            assert sig["basis"] == "none" and sig["significant"] is None
+        if not doc["diagnosis"]["from_epoch_picked"]:
+            assert sig["candidates"] <= 1
+    issues = doc["label_issues"]
+    assert issues["count"] == len(issues["samples"])  # complete, whatever --top is
+    assert doc["checkpoint"]["epoch"] in expected
     assert doc["headline"]
     assert doc["n_samples"] <= spec.n_samples
     assert doc["n_classes"] == spec.n_classes or compact
