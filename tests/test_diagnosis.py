@@ -225,6 +225,29 @@ def test_label_noise_needs_the_evidence_test_and_the_flagged_samples_to_carry_th
     assert c.LABEL_NOISE not in _diagnose(run, flagged=elsewhere, noise=True).names
 
 
+def test_inconclusive_names_the_confidently_wrong_samples_that_carry_it():
+    # the tail run (losses of 40: T* > 1 at the last epoch) with the tail and broad causes switched
+    # off (the refinement part can never be "enough"): nothing accounts for the rise
+    run, bad = _tail_run(bad_logit=40.0)
+    th = Thresholds(refinement_min_share=2.0)
+    flagged = np.zeros(len(run.ids), dtype=bool)
+    flagged[bad] = True  # the label-quality flags: another class gets more probability than the label
+    d = _diagnose(run, flagged=flagged, thresholds=th)
+    assert d.first.name == c.INCONCLUSIVE
+    # four of the five carry 80% of the increases; all four are flagged
+    assert set(run.ids[d.rise.rows[d.first.samples]].tolist()) < set(bad.tolist())
+    assert d.first.samples.shape[0] == 4
+    assert "all of them are confidently wrong" in d.first.summary and "mislabeled or atypical" in d.first.summary
+    # the same run without flags: inconclusive, and no sample is named as confidently wrong
+    plain = _diagnose(run, thresholds=th)
+    assert plain.first.name == c.INCONCLUSIVE and plain.first.samples.shape[0] == 0
+    assert "confidently wrong" not in plain.first.summary
+    # flags on samples that do not carry the rise name nobody either
+    elsewhere = np.zeros(len(run.ids), dtype=bool)
+    elsewhere[1:6] = True
+    assert _diagnose(run, flagged=elsewhere, thresholds=th).first.samples.shape[0] == 0
+
+
 # ---------------------------------------------------------------- gates
 
 

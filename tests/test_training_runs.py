@@ -99,3 +99,17 @@ def test_binary_outlier_is_named_first_with_the_mean_loss_without_it():
     removed = sum(s["loss"] for s in doc["outliers"][:k])
     assert math.isclose(doc["loss_without_outliers"], (total - removed) / (n - k), rel_tol=1e-9)
     assert doc["loss_without_outliers"] < doc["loss"] / 5
+
+
+def test_where_the_noise_test_lacks_power_the_carriers_are_still_named():
+    """flipval_cancer: 10 flips in 250 binary labels are too few for the label-noise test (a known
+    miss above), so no cause is claimed; the samples that carry the rise are named as confidently
+    wrong, to inspect, and nearly all of them are flips (the rest: the data set's own ambiguous
+    tumours, which the model also gives to the other class)."""
+    doc = _json("analyze", RUNS / "flipval_cancer")
+    errors = set(json.loads((RUNS / "flipval_cancer" / "truth.json").read_text())["expected"]["label_errors"])
+    first = doc["diagnosis"]["verdicts"][0]
+    assert first["verdict"] == "inconclusive"
+    named = set(first["sample_ids"])
+    assert len(named) >= 5 and len(named & errors) >= 0.8 * len(named), (named, errors)
+    assert "Inspect them (ids" in doc["headline"]

@@ -170,7 +170,8 @@ def diagnose(
                                        "loss-up/accuracy-up puzzle",
                            accuracy_from=rise.accuracy_from, accuracy_to=rise.accuracy_to))
     if not causes:
-        causes = [_gate(INCONCLUSIVE, _inconclusive_text(rise))]
+        wrong = _confidently_wrong_carriers(rise, ctx.flagged, th)
+        causes = [dataclasses.replace(_gate(INCONCLUSIVE, _inconclusive_text(rise, wrong.shape[0])), samples=wrong)]
     if sig.significant is False:
         return done(gates, sig, if_real=[v for v in causes if v.name != INCONCLUSIVE])
     return done(gates + causes, sig)
@@ -186,11 +187,28 @@ def _not_significant_text(rise: Rise, sig: Significance) -> str:
     return "; ".join(parts)
 
 
-def _inconclusive_text(rise: Rise) -> str:
+def _confidently_wrong_carriers(rise: Rise, flagged: np.ndarray, th: Thresholds) -> np.ndarray:
+    """Positions of the flagged samples (another class gets more probability than the label)
+    among the few that carry 80% of the rise, largest change first; none when many carry it.
+    Without evidence of label noise they are "confidently wrong: mislabeled or atypical" (SPEC §5)."""
+    c80 = rise.total.concentration[-1]
+    if c80.count == 0 or c80.share_of_samples > th.tail_max_samples:
+        return np.zeros(0, dtype=np.int64)
+    carriers = rise.largest_changes(c80.count)
+    return carriers[flagged[carriers]]
+
+
+def _inconclusive_text(rise: Rise, n_wrong: int = 0) -> str:
     c80 = rise.total.concentration[-1]
     verb = "carries" if c80.count == 1 else "carry"
     where = (f"; {c80.count} of {rise.n} samples ({c80.share_of_samples:.0%}) {verb} 80% of its per-sample "
              "increases" if c80.count else "")
+    if n_wrong:
+        who = ("that sample is" if c80.count == 1 else "all of them are" if n_wrong == c80.count
+               else f"{n_wrong} of them are")
+        where += (f", {who} confidently wrong (another "
+                  "class gets more probability than the label): mislabeled or atypical, without evidence of more "
+                  "wrong labels than clean labels produce")
     if rise.calibration is None:
         return (f"the loss rises {rise.value:+.4f} nats but no cause accounts for it (no scores: the "
                 f"calibration and refinement parts cannot be separated){where}")

@@ -110,6 +110,9 @@ def headline(dx: Diagnosis, ck: Checkpoint, ids: np.ndarray, names=None, n_epoch
                     f"{keep(ck)}")
         return f"No divergence: the loss does not rise after epoch {dx.from_epoch}. {keep(ck)}"
     if first.name == INCONCLUSIVE:
+        if first.samples.shape[0]:
+            return (f"Inconclusive: {first.summary}. Inspect them (ids {_ids(dx, first, ids)}); "
+                    f"{keep(ck)[0].lower() + keep(ck)[1:]}")
         return f"Inconclusive: {first.summary}. {keep(ck)}"
     if first.name == NO_SIGNIFICANT_RISE:
         sig = dx.significance
