@@ -54,8 +54,8 @@ def follow(opts: Shared, analyse: Callable, *, interval: float) -> None:
                 try:
                     run = load_run(path, options, jobs=jobs, cache=cache)
                     report = analyse(run)
-                except LossaccError as exc:
-                    tell("error", str(exc))
+                except LossaccError as exc:  # a run being written may mend it: keep watching
+                    tell("warning", f"{exc} (watching; Ctrl-C to stop)")
                 else:
                     for note in collapse_notes(run.notes, [r.source for r in run.records]):
                         tell("warning", note)
