@@ -51,7 +51,7 @@ $(RBIN)/python:
 	$(RBIN)/python -m pip install --quiet --upgrade pip
 
 $(RVENV)/.installed: pyproject.toml | $(RBIN)/python
-	$(RBIN)/python -m pip install --quiet -e ".[test,s3]" "moto[server]>=5.0"
+	$(RBIN)/python -m pip install --quiet -e ".[test,s3]" "moto[server]>=5.0" "fsspec>=2023.6"
 	touch $@
 
 test-remote: $(RVENV)/.installed

@@ -15,6 +15,7 @@ the entries used longest ago are removed.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import zipfile
 from dataclasses import dataclass
@@ -132,12 +133,19 @@ class EpochCache:
                 pass
 
 
+_NAME = re.compile(r"[0-9a-f]{64}\.npz(?:\.[0-9a-f]{8}\.tmp)?")  # entries, and temporary files
+
+
 def _entries(folder: str) -> list[tuple[str, int, float]]:
+    """``(path, size, mtime)`` of the entry files (and left-over temporary files): nothing else in
+    the folder is ever counted or removed."""
     found = []
     for shard in sorted(_shards(folder)):
         try:
             with os.scandir(shard) as files:
                 for entry in files:
+                    if not _NAME.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+                        continue
                     info = entry.stat(follow_symlinks=False)
                     found.append((entry.path, info.st_size, info.st_mtime))
         except OSError:

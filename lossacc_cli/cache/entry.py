@@ -79,6 +79,7 @@ def decode(data: io.BufferedIOBase, source: str) -> dict:
     if meta.get("format") != FORMAT or meta.get("lossacc") != __version__:
         raise Unusable("written by another lossacc")
     ids = arrays.pop("ids")
+    _check_shapes(ids, arrays)
     if meta["ids_kind"] == "str":
         ids = ids.astype(object)
     stats = SampleStats(**{n: arrays.get(f"stats.{n}") for n in _ARRAYS},
@@ -94,6 +95,27 @@ def decode(data: io.BufferedIOBase, source: str) -> dict:
         "notes": tuple(n.replace(_SOURCE, source) for n in meta["notes"]),
         "summary": summary, "stats": stats, "streamed": meta["streamed"],
     }
+
+
+_KINDS = {"labels": "iu", "stats.loss": "f", "stats.pred": "iu", "stats.correct": "b", "stats.confidence": "f",
+          "stats.true_prob": "f", "stats.margin": "f", "stats.clipped": "b", "stats.recal_loss": "f",
+          "stats.recal_confidence": "f"}
+
+
+def _check_shapes(ids: np.ndarray, arrays: dict[str, np.ndarray]) -> None:
+    """Every vector has one value per sample, of the kind it holds; else the entry is foreign."""
+    n = ids.shape[0] if ids.ndim == 1 else -1
+    for name, kinds in _KINDS.items():
+        value = arrays.get(name)
+        if value is None:
+            if name in ("labels", "stats.loss", "stats.pred", "stats.correct", "stats.confidence",
+                        "stats.true_prob"):
+                raise Unusable(f"no {name}")
+            continue
+        if value.shape != (n,) or value.dtype.kind not in kinds:
+            raise Unusable(f"{name}: shape {value.shape}, dtype {value.dtype}")
+    if set(arrays) - set(_KINDS):
+        raise Unusable("unknown members")
 
 
 def _typed(annotation: object, value: object) -> object:

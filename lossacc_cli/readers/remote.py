@@ -143,6 +143,14 @@ def _s3():
     return S3FileSystem(**options)
 
 
+_REASONS = [(re.compile(p), r) for p, r in (
+    (r"NO_SUCH_BUCKET|NoSuchBucket", "no such bucket"),
+    (r"ACCESS_DENIED|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|HTTP status 403\b",
+     "permission denied (check the credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE)"),
+    (r"NO_SUCH_KEY|NoSuchKey", "no such file or directory"),
+)]
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return shown(text.splitlines()[0]) if text else type(exc).__name__
@@ -151,10 +159,8 @@ def _first_line(exc: BaseException) -> str:
 def _reason(exc: BaseException) -> str:
     """A one-line reason from a file system's error: AWS's long messages cut to their gist."""
     text = str(exc)
-    for marker, reason in (("NO_SUCH_BUCKET", "no such bucket"), ("NoSuchBucket", "no such bucket"),
-                           ("ACCESS_DENIED", "permission denied"), ("AccessDenied", "permission denied"),
-                           ("403", "permission denied"), ("NO_SUCH_KEY", "no such file or directory")):
-        if marker in text:
+    for pattern, reason in _REASONS:
+        if pattern.search(text):
             return reason
     if isinstance(exc, PermissionError):
         return "permission denied"

@@ -40,3 +40,35 @@ def s3_server():
     }
     yield env
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server_with_auth(s3_server):
+    """A second server, in a process of its own, that checks credentials (moto accepts any by
+    default): ``{"AWS_ENDPOINT_URL": ...}``."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}
+    server = subprocess.Popen([sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1",
+                               "-p", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                _unavailable("the S3 server with credential checks could not start")
+            time.sleep(0.2)
+    yield {**s3_server, "AWS_ENDPOINT_URL": endpoint}
+    server.terminate()
+    server.wait(timeout=10)

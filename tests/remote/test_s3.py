@@ -102,8 +102,8 @@ def test_missing_prefix(s3_server, uploaded):
     assert result.stderr.strip().splitlines() == ["error: s3://runs/not/there: no such file or directory"]
 
 
-def test_wrong_credentials_is_one_line(s3_server, uploaded):
-    # moto accepts any key; an unreachable endpoint stands for a server that refuses us
+def test_unreachable_server_is_one_line(s3_server, uploaded):
+    # nothing listens on port 9 (discard): the client gives up after its retries
     env = {**s3_server, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
     result = lossacc(env, "analyze", "s3://runs/npz/preds/")
     assert result.returncode == 2
@@ -136,3 +136,12 @@ def test_single_object(s3_server, uploaded):
     result = lossacc(s3_server, "outliers", f"{url}/epoch_003.{fmt}", "--epoch", "3", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["epoch"] == 3
+
+
+def test_permission_denied_is_one_line(s3_server_with_auth):
+    env = {**s3_server_with_auth, "AWS_ACCESS_KEY_ID": "not-a-key", "AWS_SECRET_ACCESS_KEY": "wrong"}
+    result = lossacc(env, "analyze", "s3://runs/npz/preds/")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: s3://runs/npz/preds: permission denied (check the credentials: AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE)"]
