@@ -162,6 +162,10 @@ def _reason(exc: BaseException) -> str:
     for pattern, reason in _REASONS:
         if pattern.search(text):
             return reason
+    if "NETWORK_CONNECTION" in text:
+        detail = re.search(r"Details: ([^\n]*)", text)
+        shown_detail = f" ({shown(detail.group(1).strip())})" if detail else ""
+        return f"cannot reach the storage server{shown_detail}; AWS_ENDPOINT_URL chooses another"
     if isinstance(exc, PermissionError):
         return "permission denied"
     if isinstance(exc, FileNotFoundError):
