@@ -119,3 +119,21 @@ def test_watch_bad_options(tmp_path, args, message):
     result = subprocess.run([sys.executable, "-m", "lossacc_cli", "analyze", str(tmp_path), "--watch", *args],
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2 and message in result.stderr and result.stdout == ""
+
+
+def test_watch_ends_quietly_when_the_reader_goes(tmp_path):
+    folder = tmp_path / "preds"
+    write = _epochs(folder)
+    write(1)
+    env = {**os.environ, "LOSSACC_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "lossacc_cli", "analyze", str(folder), "--watch", "--interval",
+                             "0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("1 epoch, last 1: loss ")
+        proc.stdout.close()  # like `| head -n 1`: the reader has what it wanted
+        write(2)  # the next record finds the pipe closed
+        assert proc.wait(timeout=60) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -18,6 +18,7 @@ from lossacc_cli.analysis.run import load_run
 from lossacc_cli.cli.common import resolve_path, say
 from lossacc_cli.cli.loading import collapse_notes, open_cache, worker_count
 from lossacc_cli.cli.options import Format, Shared
+from lossacc_cli.cli.output import emit_line
 from lossacc_cli.errors import LossaccError
 from lossacc_cli.readers.snapshot import snapshot
 from lossacc_cli.render.jsonout import document
@@ -63,11 +64,11 @@ def follow(opts: Shared, analyse: Callable, *, interval: float) -> None:
                         status = (f"watching {report.path} (every {interval:g} s; Ctrl-C to stop), "
                                   f"analysed at {time.strftime('%H:%M:%S')}")
                         live.update(live_view(report, status=status), refresh=True)
-                    elif opts.fmt is Format.json:
-                        doc = document("analyze", report.to_dict(top=opts.top))
-                        print(json.dumps(doc, allow_nan=False), flush=True)
                     else:
-                        print(watch_record(report), flush=True)
+                        line = (json.dumps(document("analyze", report.to_dict(top=opts.top)), allow_nan=False)
+                                if opts.fmt is Format.json else watch_record(report))
+                        if not emit_line(line):
+                            return  # the reader closed the pipe: nobody is watching any more
             time.sleep(interval)
     finally:
         if live is not None:
