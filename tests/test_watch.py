@@ -53,7 +53,9 @@ def test_watch_prints_a_record_per_new_epoch_and_exits_130_on_ctrl_c(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "lossacc_cli", "analyze", str(folder), "--watch", "--interval", "0.1",
          "--format", "json", "--jobs", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a test run started in the background of a shell inherits SIGINT ignored: Ctrl-C as in a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         found = _lines(proc.stdout)
         first = json.loads(_next(found))

@@ -38,37 +38,38 @@ def follow(opts: Shared, analyse: Callable, *, interval: float) -> None:
 
         live = Live(console=terminal_console(opts.color), auto_refresh=False, vertical_overflow="crop")
         live.start()
-    told: set[str] = set()  # each warning and error once, not at every poll
+    told: set[str] = set()  # each warning once, not at every poll
 
-    def tell(prefix: str, text: str) -> None:
+    def tell(text: str) -> None:
         if text not in told:
             told.add(text)
-            (live.console.print if live else lambda line: say(prefix, line))(
-                f"{prefix}: {text}" if live else text)
+            say("warning", text)  # stderr: above the live view, which rich keeps at the bottom
 
     seen = None
     try:
         while True:
-            now = snapshot(path)
-            if now != seen:
+            try:
+                now = snapshot(path)
+                if now == seen:
+                    time.sleep(interval)
+                    continue
                 seen = now
-                try:
-                    run = load_run(path, options, jobs=jobs, cache=cache)
-                    report = analyse(run)
-                except LossaccError as exc:  # a run being written may mend it: keep watching
-                    tell("warning", f"{exc} (watching; Ctrl-C to stop)")
+                run = load_run(path, options, jobs=jobs, cache=cache)
+                report = analyse(run)
+            except LossaccError as exc:  # a run being written (or a network) may mend: keep watching
+                tell(f"{exc} (watching; Ctrl-C to stop)")
+            else:
+                for note in collapse_notes(run.notes, [r.source for r in run.records]):
+                    tell(note)
+                if live is not None:
+                    status = (f"watching {report.path} (every {interval:g} s; Ctrl-C to stop), "
+                              f"analysed at {time.strftime('%H:%M:%S')}")
+                    live.update(live_view(report, status=status), refresh=True)
                 else:
-                    for note in collapse_notes(run.notes, [r.source for r in run.records]):
-                        tell("warning", note)
-                    if live is not None:
-                        status = (f"watching {report.path} (every {interval:g} s; Ctrl-C to stop), "
-                                  f"analysed at {time.strftime('%H:%M:%S')}")
-                        live.update(live_view(report, status=status), refresh=True)
-                    else:
-                        line = (json.dumps(document("analyze", report.to_dict(top=opts.top)), allow_nan=False)
-                                if opts.fmt is Format.json else watch_record(report))
-                        if not emit_line(line):
-                            return  # the reader closed the pipe: nobody is watching any more
+                    line = (json.dumps(document("analyze", report.to_dict(top=opts.top)), allow_nan=False)
+                            if opts.fmt is Format.json else watch_record(report))
+                    if not emit_line(line):
+                        return  # the reader closed the pipe: nobody is watching any more
             time.sleep(interval)
     finally:
         if live is not None:
