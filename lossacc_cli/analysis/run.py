@@ -36,6 +36,11 @@ THREAD_MIN_BYTES = 8 << 20
 """An epoch gets one extra thread per this many bytes of scores (up to ``jobs``)."""
 
 
+CACHE_MIN_VALUES = 1024
+"""Epochs with fewer scores (N x K) are not cached: reducing them costs less than the ~1 ms an
+entry costs to write and read (a long-format file of 3,000 epochs of 3 samples: 3.6 s more)."""
+
+
 @dataclass(frozen=True, eq=False)
 class EpochRecord:
     """One epoch after reduction: its summary and per-sample vectors in file order.
@@ -240,7 +245,8 @@ def reduce_cached(source: EpochSource, options: ReadOptions, threads: int = 1,
     if found is not None:
         return ReducedEpoch(**found)
     reduced = reduce_source(source, options, threads)
-    cache.put(key, {f.name: getattr(reduced, f.name) for f in fields(ReducedEpoch)})
+    if reduced.n_samples * max(1, reduced.n_classes) >= CACHE_MIN_VALUES:
+        cache.put(key, {f.name: getattr(reduced, f.name) for f in fields(ReducedEpoch)})
     return reduced
 
 
@@ -369,6 +375,8 @@ def load_run(
     store = (EpochCache() if cache is True else cache) or None
     if cache is True:
         store.check_writable()  # a folder that cannot be written: the run goes on without it
+    if store is not None:
+        store.new_pass()
     with remote.opened(path) as copy:  # a remote run is read from a private local copy
         sources, notes = discover(copy.root or path, options)
         run = load_sources(copy.root or path, sources, options, notes=notes, on_epoch=on_epoch,

@@ -54,6 +54,11 @@ class EpochCache:
 
     def __post_init__(self) -> None:
         self.folder = self.folder or os.path.join(cache_dir(), _EPOCHS)
+        self._identities: dict = {}
+
+    def new_pass(self) -> None:
+        """Forget the files looked at: the run is read again (``--watch``), files may have changed."""
+        self._identities = {}
 
     def check_writable(self) -> None:
         """Set ``problem`` when no entry could be written (checked once, before any work)."""
@@ -72,7 +77,7 @@ class EpochCache:
 
     def key(self, source: EpochSource, options: ReadOptions) -> str | None:
         try:
-            return entry_key(source, options)
+            return entry_key(source, options, self._identities)
         except OSError:
             return None  # reading the epoch will say what is wrong with it
 

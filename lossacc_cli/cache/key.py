@@ -38,18 +38,26 @@ def _edges(path: str, size: int) -> str:
     return digest.hexdigest()
 
 
-def file_identity(path: str) -> list[object]:
-    """``[name, size, mtime_ns, edge hash]``; the name is the URL for a copy of a remote object."""
+def file_identity(path: str, seen: dict | None = None) -> list[object]:
+    """``[name, size, mtime_ns, edge hash]``; the name is the URL for a copy of a remote object.
+    ``seen`` remembers identities by stat within one reading of a run (a long-format file's
+    epochs hash it once)."""
     info = os.stat(path)
+    stamp = (path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if seen is not None and stamp in seen:
+        return seen[stamp]
     known = remote.origin(path)
     if known is not None:
         name, size, mtime = known
     else:
         name, size, mtime = os.path.realpath(path), info.st_size, info.st_mtime_ns
-    return [name, size, mtime, _edges(path, info.st_size)]
+    identity = [name, size, mtime, _edges(path, info.st_size)]
+    if seen is not None:
+        seen[stamp] = identity
+    return identity
 
 
-def entry_key(source: EpochSource, options: ReadOptions) -> str:
+def entry_key(source: EpochSource, options: ReadOptions, seen: dict | None = None) -> str:
     """A hex digest naming the entry; raises OSError when a file cannot be looked at."""
     described = {
         "format": FORMAT,
@@ -58,7 +66,7 @@ def entry_key(source: EpochSource, options: ReadOptions) -> str:
         "layout": source.fmt,
         "options": [options.label_col, options.id_col, options.scores, options.split,
                     options.renormalize, options.strict],
-        "files": [file_identity(p) for p in _files(source.path)],
+        "files": [file_identity(p, seen) for p in _files(source.path)],
     }
     text = json.dumps(described, sort_keys=True, ensure_ascii=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
