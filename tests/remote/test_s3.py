@@ -147,3 +147,33 @@ def test_permission_denied_is_one_line(s3_server_with_auth):
     assert result.stderr.strip().splitlines() == [
         "error: s3://runs/npz/preds: permission denied (check the credentials: AWS_ACCESS_KEY_ID, "
         "AWS_SECRET_ACCESS_KEY, AWS_PROFILE)"]
+
+
+def test_watch_a_remote_run(s3_server, tmp_path):
+    """`--watch` on an s3:// prefix: the listing tells when an epoch object arrived."""
+    import queue
+    import signal
+    import threading
+
+    local = make_run(tmp_path / "preds", "npz")
+    s3 = client(s3_server)
+    s3.create_bucket(Bucket="watched")
+    first = sorted(local.iterdir())
+    s3.put_object(Bucket="watched", Key=f"run/{first[0].name}", Body=first[0].read_bytes())
+    env = {**os.environ, **s3_server, "LOSSACC_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "lossacc_cli", "analyze", "s3://watched/run", "--watch",
+                             "--interval", "0.2", "--format", "json"], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        assert json.loads(lines.get(timeout=120))["n_epochs"] == 1
+        s3.put_object(Bucket="watched", Key=f"run/{first[1].name}", Body=first[1].read_bytes())
+        second = json.loads(lines.get(timeout=120))
+        assert second["n_epochs"] == 2 and second["path"] == "s3://watched/run"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
