@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from lossacc_cli.errors import InputError, LossaccError, UsageError
+from lossacc_cli.readers.files import reason
 from lossacc_cli.text import shown
 
 BLOCK_BYTES = 8 << 20
@@ -234,18 +235,22 @@ def _mirror_folder(fs, where: str, url: str, local: str, copy: Copy, depth: int)
         name = _base(info.path)
         if not name or name in (".", ".."):
             continue
-        target = os.path.join(local, name)
         child = f"{url}/{name}"
-        if info.type == FileType.Directory:
-            if depth == 0 and _EPOCH_FOLDER.fullmatch(name):  # the only folders read, as locally
-                _mirror_folder(fs, info.path, child, target, copy, depth + 1)
-            else:
-                os.makedirs(target, exist_ok=True)
-        elif info.type == FileType.File:
-            if name.lower().endswith(_DATA) and not name.startswith((".", "_")):
-                _fetch(fs, info, target, child, copy)
-            else:
-                open(target, "wb").close()  # named in "ignored ..." notes; never downloaded
+        try:
+            target = os.path.join(local, name)
+            if info.type == FileType.Directory:
+                if depth == 0 and _EPOCH_FOLDER.fullmatch(name):  # the only folders read, as locally
+                    _mirror_folder(fs, info.path, child, target, copy, depth + 1)
+                else:
+                    os.makedirs(target, exist_ok=True)
+            elif info.type == FileType.File:
+                if name.lower().endswith(_DATA) and not name.startswith((".", "_")):
+                    _fetch(fs, info, target, child, copy)
+                else:
+                    open(target, "wb").close()  # named in "ignored ..." notes; never downloaded
+        except (OSError, ValueError) as exc:  # a name this system cannot hold (too long, a NUL ...)
+            detail = reason(exc) if isinstance(exc, OSError) else str(exc)
+            raise InputError(f"{shown(child)}: cannot copy it to the temporary folder: {detail}") from None
 
 
 def _fetch(fs, info, target: str, url: str, copy: Copy) -> None:
@@ -256,10 +261,11 @@ def _fetch(fs, info, target: str, url: str, copy: Copy) -> None:
         raise InputError(f"{shown(url)}: {size:,} bytes, more than the {free:,} free in the "
                          f"temporary folder {shown(tempfile.gettempdir())} (set TMPDIR elsewhere)")
     written = 0
-    try:
-        with fs.open_input_stream(info.path) as source, open(target, "wb") as out:
+    with open(target, "wb") as out:  # a local failure (no space left ...) is the caller's to name
+        source = _remote_call(fs.open_input_stream, info.path, url=url)
+        with source:
             while True:
-                block = source.read(min(BLOCK_BYTES, size - written + 1))
+                block = _remote_call(source.read, min(BLOCK_BYTES, size - written + 1), url=url)
                 if not block:
                     break
                 written += len(block)
@@ -267,14 +273,17 @@ def _fetch(fs, info, target: str, url: str, copy: Copy) -> None:
                     raise InputError(f"{shown(url)}: the object grew while it was being read "
                                      f"(listed {size:,} bytes); read it again once the writer is done")
                 out.write(block)
-    except LossaccError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{shown(url)}: cannot read: {_reason(exc)}") from None
     mtime = info.mtime_ns if info.mtime_ns is not None else 0
     if mtime:
         os.utime(target, ns=(mtime, mtime))
     copy.origins[target] = (url, size, int(mtime))
+
+
+def _remote_call(call, *args, url: str):
+    try:
+        return call(*args)
+    except Exception as exc:  # noqa: BLE001 - any client failure is an input error here
+        raise InputError(f"{shown(url)}: cannot read: {_reason(exc)}") from None
 
 
 def snapshot(url: str) -> tuple:
