@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-integrations test-browser chromium docs-screenshot fuzz hostile venv clean
+.PHONY: demo test test-remote test-integrations test-browser chromium docs-screenshot fuzz hostile venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,22 @@ hostile: $(VENV)/.installed-test
 	ulimit -v $(HOSTILE_MEMORY_KB) && \
 		$(BIN)/python -m tests.hostile_run --timeout $(HOSTILE_TIMEOUT) && \
 		$(BIN)/python -m tests.fuzz_inputs --cases $(HOSTILE_FUZZ_CASES) --memory 0
+
+# Remote storage (s3://) against a real S3-compatible server that the tests start on localhost
+# (moto's server mode), in a venv of its own. Fails, never skips, when the server cannot start.
+RVENV := .venv-remote
+RBIN := $(RVENV)/bin
+
+$(RBIN)/python:
+	$(PYTHON) -m venv $(RVENV)
+	$(RBIN)/python -m pip install --quiet --upgrade pip
+
+$(RVENV)/.installed: pyproject.toml | $(RBIN)/python
+	$(RBIN)/python -m pip install --quiet -e ".[test,s3]" "moto[server]>=5.0" "fsspec>=2023.6"
+	touch $@
+
+test-remote: $(RVENV)/.installed
+	LOSSACC_REMOTE_TESTS=required $(RBIN)/python -m pytest tests/remote -p no:cacheprovider -rs
 
 # The writers' adapters against the real frameworks, in a venv of their own: CPU builds only,
 # exact versions from tests/integrations/constraints.txt. check_install.py fails the target
@@ -92,4 +108,4 @@ docs-screenshot: chromium $(BROWSER_VENV)/.installed
 		$(BROWSER_BIN)/python -m pytest tests/browser -p no:cacheprovider -k screenshot
 
 clean:
-	rm -rf $(VENV) $(IVENV) $(BROWSER_VENV) build *.egg-info
+	rm -rf $(VENV) $(RVENV) $(IVENV) $(BROWSER_VENV) build *.egg-info

@@ -212,6 +212,7 @@ def analyze(
     options: ReadOptions = ReadOptions(),
     thresholds: Thresholds = Thresholds(),
     jobs: int = 0,
+    cache: bool = False,
 ) -> AnalyzeReport:
     """Read the run at ``path`` and diagnose it (the same result `lossacc analyze` prints).
 
@@ -219,5 +220,5 @@ def analyze(
     >>> report.headline                                      # doctest: +SKIP
     'The rise is overconfidence: ... Keep epoch 12 and divide its logits by 1.94.'
     """
-    run = load_run(str(path), options, jobs=jobs)
+    run = load_run(str(path), options, jobs=jobs, cache=cache)
     return analyze_run(run, from_epoch=from_epoch, to_epoch=to_epoch, thresholds=thresholds)

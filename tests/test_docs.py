@@ -14,7 +14,12 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 def test_every_command_is_documented_and_has_help():
     commands = sorted(get_command(app).commands)
-    assert commands == ["analyze", "calibration", "check", "compare", "outliers", "report"]
+    assert commands == ["analyze", "cache", "calibration", "check", "compare", "outliers", "report"]
+    for name in ("cache info", "cache clear"):
+        assert f"lossacc {name}" in README, name
+        r = CliRunner().invoke(app, [*name.split(), "--help"])
+        assert r.exit_code == 0 and "Example" in r.stdout, name
+    commands.remove("cache")
     for name in commands:
         assert f"lossacc {name}" in README, name
         r = CliRunner().invoke(app, [name, "--help"])

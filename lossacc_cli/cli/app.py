@@ -11,6 +11,7 @@ import typer
 
 from lossacc_cli import __version__
 from lossacc_cli.cli.commands.analyze import analyze
+from lossacc_cli.cli.commands.cache import cache_app
 from lossacc_cli.cli.commands.calibration import calibration
 from lossacc_cli.cli.commands.check import check
 from lossacc_cli.cli.commands.compare import compare
@@ -28,6 +29,7 @@ app = typer.Typer(
 
 for command in (analyze, outliers, compare, calibration, check, report):
     app.command()(command)
+app.add_typer(cache_app, name="cache")
 
 
 def _version(value: bool) -> None:

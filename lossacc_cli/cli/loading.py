@@ -25,15 +25,16 @@ def load(opts: Shared, *, progress: bool = True, inputs: tuple = ()) -> Run:
     names = load_class_names(opts.class_names)
     options = opts.read_options()
     jobs = worker_count(opts.jobs)
+    cache = open_cache(opts.no_cache)
     if progress and _stderr_is_terminal():  # a real terminal: FORCE_COLOR must not put frames in CI logs
         from rich.progress import Progress
 
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("reading epochs", total=None)
-            run = load_run(path, options, jobs=jobs,
+            run = load_run(path, options, jobs=jobs, cache=cache,
                            on_epoch=lambda done, total: bar.update(task, completed=done, total=total))
     else:
-        run = load_run(path, options, jobs=jobs)
+        run = load_run(path, options, jobs=jobs, cache=cache)
     if names is not None:
         if len(names) != run.n_classes:
             raise UsageError(
@@ -43,6 +44,20 @@ def load(opts: Shared, *, progress: bool = True, inputs: tuple = ()) -> Run:
     for note in collapse_notes(run.notes, [r.source for r in run.records]):
         say("warning", note)
     return run
+
+
+def open_cache(disabled: bool):
+    """The cache of epoch reductions, or None with ``--no-cache``; a folder that cannot be
+    written is one warning (the run goes on without it)."""
+    if disabled:
+        return None
+    from lossacc_cli.cache import EpochCache
+
+    cache = EpochCache()
+    cache.check_writable()
+    if cache.problem:
+        say("warning", cache.problem)
+    return cache
 
 
 def worker_count(jobs: int) -> int:

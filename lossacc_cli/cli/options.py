@@ -40,9 +40,11 @@ class ColorChoice(str, Enum):
     never = "never"
 
 
+# A string, not a Path: Path("s3://bucket/run") would become "s3:/bucket/run".
 PathArg = Annotated[
-    Optional[Path],
-    typer.Argument(help="Folder of per-epoch .parquet/.npz files, or one long-format Parquet file. "
+    Optional[str],
+    typer.Argument(help="Folder of per-epoch .parquet/.npz files, one long-format Parquet file, or a "
+                   "URL (s3://, gs://, az://, hf://). "
                    "Default: preds/ when it exists, else the current folder.", show_default=False),
 ]
 EpochOpt = Annotated[str, typer.Option("--epoch", "-e", help="An epoch number, 'best' (lowest loss) or 'last'.")]
@@ -56,7 +58,7 @@ ToOpt = Annotated[Optional[str], typer.Option("--to", help="Later epoch: a numbe
 class Shared:
     """The shared options as parsed; ``fmt`` and ``top`` are None for commands without them."""
 
-    path: Path | None
+    path: str | None
     output: str | None
     split: str | None
     label_col: str | None
@@ -68,6 +70,7 @@ class Shared:
     color: ColorChoice
     debug: bool
     strict: bool = False
+    no_cache: bool = False
     fmt: Format | None = None
     top: int | None = None
 
@@ -118,6 +121,9 @@ _COMMON: dict[str, tuple[object, object]] = {
     "strict": (Annotated[bool, typer.Option(
         "--strict", help="Refuse a newest epoch file that is still being written, instead of "
         "skipping it with a warning.")], False),
+    "no_cache": (Annotated[bool, typer.Option(
+        "--no-cache", help="Reduce every epoch again, without the cache of earlier runs "
+        "(`lossacc cache info`).")], False),
 }
 _FMT = (Annotated[Format, typer.Option("--format", "-f", help="table (terminal) or json.")], Format.table)
 _TOP = (Annotated[int, typer.Option("--top", help="How many samples/classes to list (at least 1).")], 10)

@@ -128,6 +128,20 @@ def emit(renderable, doc_text: str | None, *, output: str | None, inert: bool = 
         _stdout_failed(exc)
 
 
+def emit_line(text: str) -> bool:
+    """One record on stdout, escaped and flushed; False once the reader has closed the pipe (a
+    follower such as ``--watch`` then stops). Other failures raise OutputError."""
+    if _stdout_closed or sys.stdout is None:
+        raise OutputError("cannot write to stdout: it is closed")
+    try:
+        sys.stdout.write(shown_lines(text.rstrip("\n") + "\n"))
+        sys.stdout.flush()
+    except OSError as exc:
+        _stdout_failed(exc)
+        return False
+    return True
+
+
 def _stdout_failed(exc: OSError) -> None:
     """Whatever is left of the report goes nowhere, so that the final flush at exit neither fails
     again nor prints "Exception ignored"; a closed pipe is where the reader wanted to stop."""

@@ -35,6 +35,7 @@ __all__ = [
     "StreamRejected",
     "discover",
     "read_epoch",
+    "source_label",
     "stream_epoch",
 ]
 
@@ -96,6 +97,12 @@ def stream_epoch(source: EpochSource, options: ReadOptions | None = None) -> Epo
     return stream_parquet(paths, epoch=source.epoch, where=where, options=options, long=long)
 
 
+def source_label(source: EpochSource) -> str:
+    """How the readers name an epoch in its data's ``source`` and in messages."""
+    label = display_path(source.path)
+    return f"{label}[epoch={source.epoch}]" if source.fmt == "long" else label
+
+
 def _paths(source: EpochSource) -> tuple[list[str], str]:
     """The files of an epoch source, and how the epoch is named in messages."""
     label = display_path(source.path)
@@ -104,7 +111,7 @@ def _paths(source: EpochSource) -> tuple[list[str], str]:
         paths = long_parts(source.path) if is_folder else [source.path]
         if not paths:
             raise InputError(f"{label}: no part-*.parquet files found")
-        return paths, f"{label}[epoch={source.epoch}]"
+        return paths, source_label(source)
     paths = [source.path]
     if is_folder:
         paths, _ = folder_parts(source.path)

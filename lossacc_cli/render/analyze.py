@@ -167,3 +167,22 @@ def render(report, *, top: int = 10, plain: bool, brief: bool = False) -> Group:
         parts += [gap(), issues]
     parts += [gap(), epoch_table(report, plain=plain), epoch_legend(report), gap(), headline_text(report, plain=plain)]
     return Group(*parts)
+
+
+def live_view(report, *, status: str) -> Group:
+    """What ``analyze --watch`` keeps on screen: the headline, the curves and the table, under a
+    status line (the run, when it was analysed, how to stop)."""
+    parts = [Text(status, style="dim"), header(report), gap(), headline_text(report, plain=False)]
+    if report.n_epochs > 1:
+        chart = curves(report, plain=False)
+        chart.rstrip()
+        parts += [gap(), chart]
+    parts += [gap(), epoch_table(report, plain=False), epoch_legend(report)]
+    return Group(*parts)
+
+
+def watch_record(report) -> str:
+    """One line for each new analysis when ``--watch`` output is piped."""
+    last = report.run.summaries[-1]
+    return (f"{plural(report.n_epochs, 'epoch')}, last {last.epoch}: loss {last.loss:.4f} nats, "
+            f"accuracy {last.accuracy:.4f}; {report.headline}")
