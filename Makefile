@@ -36,7 +36,9 @@ fuzz: $(VENV)/.installed-test
 HOSTILE_MEMORY_KB ?= 2097152
 HOSTILE_TIMEOUT ?= 60
 HOSTILE_FUZZ_CASES ?= 2000
+# The cases' per-epoch cache goes to a folder of their own, removed afterwards (never the user's).
 hostile: $(VENV)/.installed-test
+	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && export LOSSACC_CACHE_DIR="$$cache" && \
 	ulimit -v $(HOSTILE_MEMORY_KB) && \
 		$(BIN)/python -m tests.hostile_run --timeout $(HOSTILE_TIMEOUT) && \
 		$(BIN)/python -m tests.fuzz_inputs --cases $(HOSTILE_FUZZ_CASES) --memory 0

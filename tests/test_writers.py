@@ -383,7 +383,7 @@ def test_a_reader_running_alongside_never_sees_a_partial_file(tmp_path, fmt):
     labels = np.arange(n) % k
     done = threading.Event()
     failures: list[str] = []
-    reads = 0
+    reads = during = 0
 
     def write_all():
         try:
@@ -405,14 +405,17 @@ def test_a_reader_running_alongside_never_sees_a_partial_file(tmp_path, fmt):
             failures.append(str(exc))
             break
         for source in sources:
+            writing = not done.is_set()
             try:
                 assert read_epoch(source).n_samples == n
                 reads += 1
+                during += writing
             except (InputError, AssertionError) as exc:
                 failures.append(f"{source.path}: {exc}")
     thread.join()
     assert not failures, failures[:3]
-    assert reads >= epochs
+    # the reader really ran alongside the writer (how often depends on the machine's load)
+    assert during >= 1, reads
 
 
 def test_a_leftover_temporary_file_is_ignored_by_readers(tmp_path):

@@ -7,11 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from lossacc_cli.cli.common import cli_errors
-from lossacc_cli.cli.loading import load
 from lossacc_cli.cli.options import FromOpt, Shared, ToOpt, shared_options
-from lossacc_cli.cli.output import emit, stderr_console
 from lossacc_cli.errors import UsageError
-from lossacc_cli.report import analyze_run
 
 DEFAULT_OUTPUT = "report.html"
 
@@ -34,8 +31,11 @@ def report(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None, top
     with cli_errors(opts.debug):
         if top < 1:  # checked here: Click's range check prints a usage block, not one line
             raise UsageError(f"--top must be at least 1, not {top}")
+        from lossacc_cli.cli.loading import load
+        from lossacc_cli.cli.output import emit, stderr_console
         from lossacc_cli.render import html  # matplotlib only when a page is rendered
         from lossacc_cli.render.html.media import Media
+        from lossacc_cli.report import analyze_run
 
         html.require()
         previews = Media(media) if media else None
