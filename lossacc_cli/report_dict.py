@@ -15,6 +15,7 @@ from lossacc_cli.analysis.compare import class_stats
 from lossacc_cli.analysis.rise import GROUPS, Part, Rise
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
+from lossacc_cli.metrics.ranking import largest_first
 from lossacc_cli.render.calibration import calibration_json
 from lossacc_cli.render.jsonout import Records
 
@@ -62,7 +63,7 @@ def part_dict(p: Part) -> dict:
 def top_samples(run: Run, rise: Rise, top: int) -> list[dict]:
     """The samples with the largest loss change, largest first (a stable order on ties)."""
     sa, sb = run.record(rise.from_epoch).stats, run.record(rise.to_epoch).stats
-    order = np.argsort(-rise.total.per_sample, kind="stable")[:top]
+    order = largest_first(rise.total.per_sample, top)
     ia, ib = rise.index_from[order], rise.index_to[order]
     columns = {
         "id": run.ids[rise.rows[order]].tolist(),

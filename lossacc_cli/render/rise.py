@@ -14,6 +14,7 @@ from lossacc_cli.analysis.rise import GROUPS, Rise
 from lossacc_cli.analysis.rise import share as ratio
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
+from lossacc_cli.metrics.ranking import largest_first
 from lossacc_cli.render.style import (
     class_label,
     gap,
@@ -116,7 +117,7 @@ def samples_table(run: Run, rise: Rise, *, top: int, plain: bool):
     """The samples with the largest loss change."""
     names = run.class_names
     sa, sb = run.record(rise.from_epoch).stats, run.record(rise.to_epoch).stats
-    order = np.argsort(-rise.total.per_sample, kind="stable")[:top]
+    order = largest_first(rise.total.per_sample, top)
     a, b = rise.from_epoch, rise.to_epoch
     t = new_table(f"Samples most responsible (largest loss change {a} -> {b}; {rise.n - order.shape[0]} more "
                   "in --format json)", plain=plain)
