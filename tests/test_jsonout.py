@@ -52,3 +52,13 @@ def test_records_are_a_sequence_of_dicts():
     assert clean(plain({"s": r})["s"]) == clean(list(r)) == clean(r)
     with pytest.raises(IndexError):
         r[3]
+
+
+def test_records_written_in_chunks(monkeypatch):
+    import lossacc_cli.render.jsonout as jsonout
+
+    body = {"samples": _records(100, np.random.default_rng(9))}
+    doc = document("analyze", body)
+    whole = dumps(doc)
+    monkeypatch.setattr(jsonout, "RECORDS_CHUNK_ROWS", 7)
+    assert dumps(doc) == whole == _reference(doc)

@@ -20,9 +20,10 @@ class Records(Sequence):
     key to a boolean mask: the value is None where the mask is False.
     """
 
-    def __init__(self, columns: dict, present: dict | None = None) -> None:
+    def __init__(self, columns: dict, present: dict | None = None, *, finite: bool = False) -> None:
         self.columns = dict(columns)
         self.present = dict(present or {})
+        self.finite = finite  # NaN and inf read as None (cleaned)
         lengths = {len(c) for c in self.columns.values()}
         if len(lengths) > 1:
             raise ValueError(f"Records: columns of different lengths {sorted(lengths)}")
@@ -31,11 +32,13 @@ class Records(Sequence):
     def __len__(self) -> int:
         return self._n
 
-    def column(self, key: str, *, finite: bool = False) -> list:
-        """One column as plain Python values (None where not present; with ``finite``, also where
-        a float is NaN or infinite)."""
-        values = self.columns[key]
-        missing = None if key not in self.present else ~np.asarray(self.present[key], dtype=bool)
+    def column(self, key: str, *, finite: bool = False, rows: slice = slice(None)) -> list:
+        """One column (its ``rows``) as plain Python values (None where not present; with
+        ``finite``, also where a float is NaN or infinite)."""
+        finite = finite or self.finite
+        values = self.columns[key][rows]
+        missing = (None if key not in self.present
+                   else ~np.asarray(self.present[key], dtype=bool)[rows])
         if isinstance(values, np.ndarray):
             out = values.tolist()
             if finite and values.dtype.kind == "f":
@@ -48,13 +51,14 @@ class Records(Sequence):
                 out[i] = None
         return out
 
-    def lists(self, *, finite: bool = False) -> dict[str, list]:
-        return {key: self.column(key, finite=finite) for key in self.columns}
+    def lists(self, *, finite: bool = False, rows: slice = slice(None)) -> dict[str, list]:
+        return {key: self.column(key, finite=finite, rows=rows) for key in self.columns}
 
     def __getitem__(self, index):
         if isinstance(index, slice):
             return Records({k: v[index] for k, v in self.columns.items()},
-                           {k: np.asarray(m, dtype=bool)[index] for k, m in self.present.items()}).to_list()
+                           {k: np.asarray(m, dtype=bool)[index] for k, m in self.present.items()},
+                           finite=self.finite).to_list()
         if index < 0:
             index += self._n
         if not 0 <= index < self._n:
@@ -77,8 +81,8 @@ class Records(Sequence):
         return f"Records({self._n} rows: {', '.join(self.columns)})"
 
     def cleaned(self) -> Records:
-        """The same rows with NaN and inf as None, NumPy scalars as Python values."""
-        return Records(self.lists(finite=True))
+        """The same rows with NaN and inf as None (when they are read)."""
+        return Records(self.columns, self.present, finite=True)
 
 
 def clean(value, *, records: bool = False):
@@ -150,22 +154,28 @@ def dumps(doc: dict) -> str:
     return text + "\n"
 
 
+RECORDS_CHUNK_ROWS = 1 << 14
+"""Rows encoded at a time: the Python values and strings of one chunk are alive at once, not
+those of every row."""
+
+
 def _records_text(table: Records, indent: str) -> str:
     """A :class:`Records` as ``json.dumps`` with ``indent=2`` writes a list of flat dicts whose
     list starts on a line indented by ``indent``."""
-    if len(table) == 0:
+    n = len(table)
+    if n == 0:
         return "[]"
-    columns = table.lists()
-    if not columns:
-        return "[\n" + ",\n".join([indent + "  {}"] * len(table)) + "\n" + indent + "]"
+    if not table.columns:
+        return "[\n" + ",\n".join([indent + "  {}"] * n) + "\n" + indent + "]"
     inner = indent + "    "
-    fields = []
-    encoded = []
-    for key, values in columns.items():
-        fields.append(inner + json.dumps(str(key)).replace("%", "%%") + ": %s")
-        encoded.append(_encode_scalars(values))
+    fields = [inner + json.dumps(str(key)).replace("%", "%%") + ": %s" for key in table.columns]
     row = indent + "  {\n" + ",\n".join(fields) + "\n" + indent + "  }"
-    return "[\n" + ",\n".join([row % values for values in zip(*encoded)]) + "\n" + indent + "]"
+    parts = []
+    for start in range(0, n, RECORDS_CHUNK_ROWS):
+        columns = table.lists(rows=slice(start, start + RECORDS_CHUNK_ROWS))
+        encoded = [_encode_scalars(values) for values in columns.values()]
+        parts.append(",\n".join([row % values for values in zip(*encoded)]))
+    return "[\n" + ",\n".join(parts) + "\n" + indent + "]"
 
 
 def _encode_scalars(values: list) -> list[str]:
