@@ -20,9 +20,10 @@ program runs in a fresh process as a user would run it:
   files and nothing else, timed inside its process (``benchmarks/floors.py`` has more floors).
 
 Figures are medians of the repeated runs: wall time, the work beyond start-up (wall time minus
-the median of the same interpreter importing and exiting: ``lossacc --version``, a peer's
-``--import-only``), and the process's peak RSS (VmHWM, sampled until it exits). The ratios are
-peer / lossacc and floor / lossacc work (1.0 = at the floor). ``--growth`` also runs the first half
+the median of the same interpreter importing and exiting - ``lossacc --version``, a peer's
+``--import-only`` - run in the same alternating rounds; lossacc's work so includes the imports
+of ``analyze`` itself), and the process's peak RSS (VmHWM, sampled until it exits). The ratios
+are peer / lossacc and floor / lossacc work (1.0 = at the floor). ``--growth`` also runs the first half
 of each many-epoch workload to show how the peak grows per epoch.
 """
 
@@ -315,12 +316,13 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"at the start; python {sys.version.split()[0]}; numpy {np.__version__}; pyarrow "
           f"{pa.__version__}; {args.repeat} timed runs each (medians), alternating")
-    rep = max(5, args.repeat)
-    startup = {"lossacc": median_of([run_to_null([sys.executable, "-m", "lossacc_cli", "--version"], env)
-                                     for _ in range(rep)])}
-    for peer in peers:
-        startup[peer] = median_of([run_to_null([args.peer_python, str(PEER), peer, "--import-only"], env)
-                                   for _ in range(rep)])
+    # start-up: every program importing what it needs and exiting, in alternating rounds too, and
+    # again in each workload's rounds (the load of a shared machine moves between workloads)
+    startup_cmds = {"lossacc": [sys.executable, "-m", "lossacc_cli", "--version"]}
+    startup_cmds.update({p: [args.peer_python, str(PEER), p, "--import-only"] for p in peers})
+    rounds = [{name: run_to_null(cmd, env) for name, cmd in startup_cmds.items()}
+              for _ in range(max(5, args.repeat))]
+    startup = {name: median_of([r[name] for r in rounds]) for name in startup_cmds}
     print("start-up: " + "; ".join(f"{name} {m.wall:.3f} s, {m.peak_kb / 1024:.0f} MB"
                                    for name, m in startup.items()))
     rows = []
@@ -336,13 +338,16 @@ def main() -> None:
             programs.update({p: [args.peer_python, str(PEER), p, str(folder)] for p in peers})
             warm = {name: run_process(cmd, env=env) for name, cmd in programs.items()}
             timed: dict[str, list[Measured]] = {name: [] for name in programs}
+            started_up: dict[str, list[Measured]] = {name: [] for name in startup_cmds}
             for _ in range(args.repeat):
                 for name, cmd in programs.items():
                     if name == "floor":
                         timed[name].append(run_process(cmd, env=env))
                     else:
                         timed[name].append(run_to_null(cmd, env))
+                        started_up[name].append(run_to_null(startup_cmds[name], env))
             med = {name: median_of(runs) for name, runs in timed.items()}
+            startup = {name: median_of(runs) for name, runs in started_up.items()}
             floor_s = sorted(float(m.stdout) for m in timed["floor"])[args.repeat // 2]
             ours = json.loads(warm["lossacc"].stdout)["epochs"]
             work = med["lossacc"].wall - startup["lossacc"].wall

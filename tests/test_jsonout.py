@@ -62,3 +62,13 @@ def test_records_written_in_chunks(monkeypatch):
     whole = dumps(doc)
     monkeypatch.setattr(jsonout, "RECORDS_CHUNK_ROWS", 7)
     assert dumps(doc) == whole == _reference(doc)
+
+
+def test_the_ascii_scan_is_the_regex():
+    from lossacc_cli.text import _UNSAFE_KEEP_LINES, _escape, is_shown, shown_lines
+
+    for code in list(range(0x100)) + [0x2028, 0x202E, 0xDC80]:
+        text = "a\tb\n" + chr(code) + "c"
+        assert is_shown(text) == (_UNSAFE_KEEP_LINES.search(text) is None), code
+        assert shown_lines(text) == _UNSAFE_KEEP_LINES.sub(_escape, text), code
+    assert is_shown("x" * 40_000_000 + "\n") and not is_shown("x" * 20_000_000 + "\x7f")
