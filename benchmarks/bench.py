@@ -1,27 +1,30 @@
-"""Throughput and memory of ``lossacc analyze``, end to end, and a peer pipeline on the same files.
+"""Whole-process wall time and peak memory of ``lossacc analyze`` beside three peers, in one run.
 
 Usage::
 
-    python benchmarks/bench.py            # every case (about 5 minutes on 2 cores)
-    python benchmarks/bench.py --quick    # fewer, smaller epochs for the many-epoch cases
-    python benchmarks/bench.py --only list,npz --repeat 5 --jobs 1
+    python benchmarks/bench.py --peer-python PEERVENV/bin/python          # every workload
+    python benchmarks/bench.py --peer-python ... --only list,npz,small --repeat 5
+    python benchmarks/bench.py --scale 0.2                                # smaller workloads
 
-Seeded data is written to a temporary folder (``--keep DIR`` keeps it there instead) and
-``lossacc analyze DIR --format json`` runs as a user would run it, in a fresh process. For each
-case the script prints the wall time, the start-up time (the same interpreter importing the CLI
-and exiting: ``lossacc --version``), the work beyond start-up, the logits' bytes per second of that
-work, and the peak resident memory over the start-up's (the process's own peak from ``wait4``,
-and the sampled peak of the whole process tree, workers included). Times are the best of
-``--repeat`` runs; memory is from the same run.
+Seeded data is written to a temporary folder outside the repository (``--keep DIR`` keeps it there
+instead). For every workload, in alternating order (lossacc, then each peer, repeated
+``--repeat`` times after one untimed warm-up run of each, which also fills the page cache), each
+program runs in a fresh process as a user would run it:
 
-The peer pipeline (``benchmarks/peer_pipeline.py``: pandas + scikit-learn + a binned ECE; the
-``peers`` extra) runs on the single-epoch files, timed the same way (its whole process minus its
-import-only process), and its loss and accuracy are checked against lossacc's to 1e-6.
+- ``lossacc analyze DIR --format json`` with its JSON to /dev/null (the warm-up run's JSON is kept
+  to check the peers' loss and accuracy against it);
+- the peers of ``benchmarks/peer_pipeline.py`` (pandas + scikit-learn, torch + torchmetrics on the
+  CPU, netcal), which compute only each epoch's loss, accuracy and one binned ECE, in the
+  interpreter given by ``--peer-python`` (the ``benchpeers`` extra; a CPU build of torch);
+- the layout's decode floor: pyarrow (or, for NPZ, a memory map and its CRC-32) reading the same
+  files and nothing else, timed inside its process (``benchmarks/floors.py`` has more floors).
 
-For the many-epoch cases it also times one epoch alone with ``--jobs 1`` (the single-epoch
-throughput of one core) and compares the run with total bytes / that throughput / the cores, and
-it runs the first half of the epochs to show how the peak memory grows with the number of epochs
-(against the per-sample vectors each epoch adds).
+Figures are medians of the repeated runs: wall time, the work beyond start-up (wall time minus
+the median of the same interpreter importing and exiting - ``lossacc --version``, a peer's
+``--import-only`` - run in the same alternating rounds; lossacc's work so includes the imports
+of ``analyze`` itself), and the process's peak RSS (VmHWM, sampled until it exits). The ratios
+are peer / lossacc and floor / lossacc work (1.0 = at the floor). ``--growth`` also runs the first half
+of each many-epoch workload to show how the peak grows per epoch.
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def run_process(cmd: list[str], *, env: dict | None = None) -> Measured:
+def run_process(cmd: list[str], *, env: dict | None = None, stdout=subprocess.PIPE) -> Measured:
     """Run ``cmd``; wall time, and memory read from /proc every few ms while it runs.
 
     VmHWM (reset by exec, unlike getrusage's ru_maxrss, which would count the memory of this
@@ -142,7 +145,7 @@ def run_process(cmd: list[str], *, env: dict | None = None) -> Measured:
     peak = [0, 0]
     done = threading.Event()
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env)
 
     def sample() -> None:
         while not done.is_set():
@@ -161,15 +164,23 @@ def run_process(cmd: list[str], *, env: dict | None = None) -> Measured:
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()}")
-    return Measured(wall, peak[0], max(peak[1], peak[0]), out.decode())
+    return Measured(wall, peak[0], max(peak[1], peak[0]), (out or b"").decode())
+
+
+def median_of(runs: list[Measured]) -> Measured:
+    """The median wall time and, apart, the median peak (of the same runs)."""
+    walls = sorted(m.wall for m in runs)
+    peaks = sorted(m.peak_kb for m in runs)
+    trees = sorted(m.tree_kb for m in runs)
+    mid = len(runs) // 2
+    return Measured(walls[mid], peaks[mid], trees[mid], runs[0].stdout)
 
 
 def best_of(cmd: list[str], repeat: int, env: dict | None = None) -> Measured:
-    runs = [run_process(cmd, env=env) for _ in range(repeat)]
-    return min(runs, key=lambda m: m.wall)
+    return median_of([run_process(cmd, env=env) for _ in range(repeat)])
 
 
-# --- the cases -----------------------------------------------------------------------------------
+# --- the workloads -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -180,19 +191,27 @@ class Case:
     k: int
     epochs: int
     layout: str
-    peer: bool = False
+
+    @property
+    def epoch_bytes(self) -> int:
+        return self.n * self.k * 4
 
 
-def cases(quick: bool) -> list[Case]:
-    many = 20 if quick else 100
+def cases(scale: float) -> list[Case]:
+    def n(x: int) -> int:
+        return max(100, int(x * scale))
+
+    def size(x: int) -> str:
+        return f"{n(x):,}"
+
     return [
-        Case("list", "1 epoch 50,000 x 1,000 float32, list-Parquet (snappy)", 50_000, 1_000, 1,
-             "list", peer=True),
-        Case("wide", "1 epoch 50,000 x 1,000 float32, wide-Parquet (uncompressed)", 50_000,
-             1_000, 1, "wide", peer=True),
-        Case("npz", "1 epoch 50,000 x 1,000 float32, NPZ", 50_000, 1_000, 1, "npz", peer=True),
-        Case("small", f"{many} epochs of 10,000 x 10, list-Parquet", 10_000, 10, many, "list"),
-        Case("large", f"{many} epochs of 50,000 x 100, list-Parquet", 50_000, 100, many, "list"),
+        Case("list", f"1 epoch {size(50_000)} x 1,000 float32, list-Parquet", n(50_000), 1_000, 1, "list"),
+        Case("npz", f"1 epoch {size(50_000)} x 1,000, NPZ", n(50_000), 1_000, 1, "npz"),
+        Case("wide", f"1 epoch {size(50_000)} x 1,000, wide Parquet", n(50_000), 1_000, 1, "wide"),
+        Case("small", f"100 epochs x {size(10_000)} x 10, list-Parquet", n(10_000), 10, 100, "list"),
+        Case("large", f"100 epochs x {size(50_000)} x 100, list-Parquet", n(50_000), 100, 100, "list"),
+        Case("k10_5m", f"1 epoch {size(5_000_000)} x 10, list-Parquet", n(5_000_000), 10, 1, "list"),
+        Case("k10_1m", f"1 epoch {size(1_000_000)} x 10, list-Parquet", n(1_000_000), 10, 1, "list"),
     ]
 
 
@@ -211,24 +230,38 @@ PER_SAMPLE_BYTES = 41
 prediction; bool correct."""
 
 
-_LOAD_PEAK = """
-import resource, sys
-from lossacc_cli.analysis.run import load_run
-from lossacc_cli.readers import ReadOptions
-def hwm():
-    with open("/proc/self/status") as status:
-        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
-before = hwm()
-load_run(sys.argv[1], ReadOptions(), jobs=int(sys.argv[2]))
-print((hwm() - before) * 1024)
-"""
+# --- decode floors -------------------------------------------------------------------------------
 
 
-def load_peak(path: Path, jobs: int | None, env: dict) -> int:
-    """Peak RSS added by ``load_run`` alone (reading and reducing the epochs), in bytes."""
-    out = subprocess.run([sys.executable, "-c", _LOAD_PEAK, str(path), str(jobs or 0)], env=env,
-                         check=True, capture_output=True, text=True)
-    return int(out.stdout)
+def decode_floor(folder: str, layout: str) -> float:
+    """Seconds for pyarrow (NPZ: mmap + CRC-32) to decode every file of the folder, nothing else:
+    the faster of pyarrow's streaming batches and its whole-file (multi-threaded) read."""
+    import mmap
+    import zlib
+
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    if layout == "npz":
+        started = time.perf_counter()
+        for f in files:
+            with open(f, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                zlib.crc32(view)
+        return time.perf_counter() - started
+    started = time.perf_counter()
+    for f in files:
+        pq.read_table(f, use_threads=True)
+    whole = time.perf_counter() - started
+    if layout != "list":
+        return whole
+    started = time.perf_counter()
+    for f in files:
+        parquet_file = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
+        for _ in parquet_file.iter_batches(batch_size=65536, columns=["logits", "label"]):
+            pass
+    return min(whole, time.perf_counter() - started)
+
+
+def floor_cmd(folder: Path, layout: str) -> list[str]:
+    return [sys.executable, __file__, "--floor", json.dumps([str(folder), layout])]
 
 
 def lossacc_cmd(path: Path, jobs: int | None) -> list[str]:
@@ -238,92 +271,134 @@ def lossacc_cmd(path: Path, jobs: int | None) -> list[str]:
     return cmd
 
 
+def run_to_null(cmd: list[str], env: dict) -> Measured:
+    """``run_process`` with stdout to /dev/null (as ``> /dev/null`` would)."""
+    return run_process(cmd, env=env, stdout=subprocess.DEVNULL)
+
+
+PEERS = ("sklearn", "torch", "netcal")
+
+
+def fmt_ratio(x: float) -> str:
+    return f"{x:.1f}x" if x >= 0.95 else f"{x:.2f}x"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20 epochs instead of 100")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case (best time counts)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per program (medians)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="pass --jobs N to lossacc (default: its own default, all cores)")
-    parser.add_argument("--only", default="", help="comma-separated case names")
+    parser.add_argument("--only", default="", help="comma-separated workload names")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every N by this")
+    parser.add_argument("--peer-python", default=os.environ.get("LOSSACC_PEER_PYTHON"),
+                        help="interpreter with the benchpeers extra (no peers without it)")
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers to run")
+    parser.add_argument("--growth", action="store_true", help="per-epoch growth of the peak RSS")
     parser.add_argument("--keep", type=Path, default=None, help="write the data here and keep it")
     parser.add_argument("--generate", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
         spec = json.loads(args.generate)
         print(make_run(Path(spec.pop("folder")), **spec))
         return
+    if args.floor:
+        print(decode_floor(*json.loads(args.floor)))
+        return
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("NO_COLOR", "1")
-    selected = [c for c in cases(args.quick) if not args.only or c.name in args.only.split(",")]
+    peers = [p for p in args.peers.split(",") if p] if args.peer_python else []
+    selected = [c for c in cases(args.scale) if not args.only or c.name in args.only.split(",")]
     base = args.keep or Path(tempfile.mkdtemp(prefix="lossacc-bench-"))
-    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; numpy "
-          f"{np.__version__}; pyarrow {pa.__version__}; data in {base}")
-    # start-up time varies more than anything measured here: take the best of more runs
-    startup = best_of([sys.executable, "-m", "lossacc_cli", "--version"], max(5, args.repeat), env)
-    peer_startup = None
-    print(f"start-up (lossacc --version): {startup.wall:.3f} s, peak RSS {startup.peak_kb / 1024:.0f} MB")
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          f"at the start; python {sys.version.split()[0]}; numpy {np.__version__}; pyarrow "
+          f"{pa.__version__}; {args.repeat} timed runs each (medians), alternating")
+    # start-up: every program importing what it needs and exiting, in alternating rounds too, and
+    # again in each workload's rounds (the load of a shared machine moves between workloads)
+    startup_cmds = {"lossacc": [sys.executable, "-m", "lossacc_cli", "--version"]}
+    startup_cmds.update({p: [args.peer_python, str(PEER), p, "--import-only"] for p in peers})
+    rounds = [{name: run_to_null(cmd, env) for name, cmd in startup_cmds.items()}
+              for _ in range(max(5, args.repeat))]
+    startup = {name: median_of([r[name] for r in rounds]) for name in startup_cmds}
+    print("start-up: " + "; ".join(f"{name} {m.wall:.3f} s, {m.peak_kb / 1024:.0f} MB"
+                                   for name, m in startup.items()))
+    rows = []
     try:
         for index, case in enumerate(selected):
             folder = base / case.name
             t0 = time.perf_counter()
             size = generate(folder, case, SEED + index, env)
-            generated = time.perf_counter() - t0
-            run = best_of(lossacc_cmd(folder, args.jobs), args.repeat, env)
-            doc = json.loads(run.stdout)
-            work = run.wall - startup.wall
-            over = (run.peak_kb - startup.peak_kb) * 1024
-            tree = (run.tree_kb - startup.peak_kb) * 1024
             print(f"\n[{case.name}] {case.what}: {size / 1e6:.0f} MB of logits "
-                  f"(generated in {generated:.0f} s)")
-            print(f"  lossacc analyze: wall {run.wall:.3f} s, work beyond start-up {work:.3f} s, "
-                  f"{size / work / 1e9:.2f} GB/s")
-            print(f"  peak RSS over start-up: {over / 1e6:.0f} MB = {over / (size / case.epochs):.2f}x "
-                  f"one epoch's logits (process tree, sampled: {tree / 1e6:.0f} MB)")
-            if case.peer:
+                  f"(generated in {time.perf_counter() - t0:.0f} s)", flush=True)
+            programs = {"lossacc": lossacc_cmd(folder, args.jobs),
+                        "floor": floor_cmd(folder, case.layout)}
+            programs.update({p: [args.peer_python, str(PEER), p, str(folder)] for p in peers})
+            warm = {name: run_process(cmd, env=env) for name, cmd in programs.items()}
+            timed: dict[str, list[Measured]] = {name: [] for name in programs}
+            started_up: dict[str, list[Measured]] = {name: [] for name in startup_cmds}
+            for _ in range(args.repeat):
+                for name, cmd in programs.items():
+                    if name == "floor":
+                        timed[name].append(run_process(cmd, env=env))
+                    else:
+                        timed[name].append(run_to_null(cmd, env))
+                        started_up[name].append(run_to_null(startup_cmds[name], env))
+            med = {name: median_of(runs) for name, runs in timed.items()}
+            startup = {name: median_of(runs) for name, runs in started_up.items()}
+            floor_s = sorted(float(m.stdout) for m in timed["floor"])[args.repeat // 2]
+            ours = json.loads(warm["lossacc"].stdout)["epochs"]
+            work = med["lossacc"].wall - startup["lossacc"].wall
+            epoch_mb = case.epoch_bytes / 1e6
+            vectors = case.n * PER_SAMPLE_BYTES * case.epochs / 1e6
+            peak = med["lossacc"].peak_kb / 1024 * 1.048576
+            over = (med["lossacc"].peak_kb - startup["lossacc"].peak_kb) / 1024 * 1.048576
+            print(f"  lossacc: wall {med['lossacc'].wall:.3f} s, work {work:.3f} s, peak RSS "
+                  f"{peak:.0f} MB ({over:.0f} MB over start-up = {over / (epoch_mb + vectors):.2f}x one "
+                  f"epoch's scores {epoch_mb:.0f} MB + per-sample vectors {vectors:.0f} MB)")
+            print(f"  decode floor: {floor_s:.3f} s ({size / floor_s / 1e9:.2f} GB/s); lossacc work is "
+                  f"{floor_s / work:.2f}x the floor's speed")
+            row = {"case": case, "lossacc": med["lossacc"], "work": work, "floor": floor_s}
+            for peer in peers:
+                m = med[peer]
+                theirs = json.loads(warm[peer].stdout)["epochs"]
+                dloss = max(abs(a["loss"] - b["loss"]) for a, b in zip(ours, theirs))
+                dacc = max(abs(a["accuracy"] - b["accuracy"]) for a, b in zip(ours, theirs))
+                pwork = m.wall - startup[peer].wall
+                print(f"  {peer}: wall {m.wall:.3f} s ({fmt_ratio(m.wall / med['lossacc'].wall)} lossacc's), "
+                      f"work {pwork:.3f} s ({fmt_ratio(pwork / work)}), peak RSS {m.peak_kb / 1024:.0f} MB; "
+                      f"max |loss diff| {dloss:.1e}, |accuracy diff| {dacc:.1e} over {len(theirs)} epochs")
+                row[peer] = (m, pwork)
+            rows.append(row)
+            if args.growth and case.epochs > 1:
                 files = sorted(p for p in folder.iterdir() if p.is_file())
-                if peer_startup is None:
-                    peer_startup = best_of([sys.executable, str(PEER), "--import-only"],
-                                           max(5, args.repeat), env)
-                peer = best_of([sys.executable, str(PEER), str(files[0])], args.repeat, env)
-                result = json.loads(peer.stdout)
-                peer_work = peer.wall - peer_startup.wall
-                ours = doc["epochs"][0]
-                print(f"  peer (pandas + scikit-learn): wall {peer.wall:.3f} s, work {peer_work:.3f} s, "
-                      f"peak RSS {(peer.peak_kb - peer_startup.peak_kb) / 1024:.0f} MB over its start-up; "
-                      f"lossacc is {peer_work / work:.1f}x faster")
-                print(f"  loss {ours['loss']:.9f} vs {result['loss']:.9f} "
-                      f"(diff {abs(ours['loss'] - result['loss']):.1e}); accuracy {ours['accuracy']:.6f} vs "
-                      f"{result['accuracy']:.6f} (diff {abs(ours['accuracy'] - result['accuracy']):.1e})")
-            if case.epochs > 1:
-                files = sorted(p for p in folder.iterdir() if p.is_file())
-                one = best_of(lossacc_cmd(files[0], 1), args.repeat, env)
-                per_core = size / case.epochs / (one.wall - startup.wall)
-                cores = args.jobs or os.cpu_count() or 1
-                expected = size / per_core / cores
-                print(f"  one epoch alone, --jobs 1: work {one.wall - startup.wall:.3f} s = "
-                      f"{per_core / 1e9:.3f} GB/s per core; the run took {work / expected:.2f}x "
-                      f"(total bytes / that / {cores} cores) = {expected:.3f} s")
                 half = base / f"{case.name}-half"
                 half.mkdir(exist_ok=True)
                 for f in files[: case.epochs // 2]:
-                    if not (half / f.name).exists():
-                        (half / f.name).symlink_to(f)
+                    (half / f.name).symlink_to(f)
                 run_half = best_of(lossacc_cmd(half, args.jobs), args.repeat, env)
-                added = case.epochs - case.epochs // 2
-                grown = (run.peak_kb - run_half.peak_kb) * 1024 / added
-                loads = [load_peak(f, args.jobs, env) for f in (half, folder)]
-                print(f"  {case.epochs // 2} epochs: peak RSS {(run_half.peak_kb - startup.peak_kb) / 1024:.0f} "
-                      f"MB over start-up; {grown / 1e6:.2f} MB more per epoch for the whole analysis, "
-                      f"{(loads[1] - loads[0]) / added / 1e6:.2f} MB for reading the epochs (load_run); "
-                      f"the per-sample vectors are {case.n * PER_SAMPLE_BYTES / 1e6:.2f} MB")
+                grown = (med["lossacc"].peak_kb - run_half.peak_kb) * 1024 / (case.epochs - case.epochs // 2)
+                print(f"  peak RSS grows {grown / 1e6:.2f} MB per epoch (per-sample vectors: "
+                      f"{case.n * PER_SAMPLE_BYTES / 1e6:.2f} MB)")
                 shutil.rmtree(half)
             if args.keep is None:
                 shutil.rmtree(folder)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
+    print("\n| workload | lossacc wall / work / peak | decode floor (floor/work) | "
+          + " | ".join(f"{p} wall / peak (ratio)" for p in peers) + " |")
+    print("|---|---|---|" + "---|" * len(peers))
+    for row in rows:
+        m = row["lossacc"]
+        cells = [row["case"].what, f"{m.wall:.2f} s / {row['work']:.2f} s / {m.peak_kb / 1024:.0f} MB",
+                 f"{row['floor']:.2f} s ({row['floor'] / row['work']:.2f})"]
+        for peer in peers:
+            pm, _ = row[peer]
+            cells.append(f"{pm.wall:.2f} s / {pm.peak_kb / 1024:.0f} MB ({fmt_ratio(pm.wall / m.wall)})")
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

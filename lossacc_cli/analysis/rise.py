@@ -21,6 +21,7 @@ import numpy as np
 
 from lossacc_cli.analysis.align import common_rows
 from lossacc_cli.analysis.run import Run
+from lossacc_cli.metrics.ranking import largest_first, positive_largest_first
 
 GROUPS = ("correct at both", "fixed", "broken", "wrong at both")
 """Outcome groups: fixed = wrong at the from epoch, correct at the to epoch; broken = the reverse."""
@@ -95,7 +96,7 @@ class Part:
         k = next((c.count for c in self.concentration if c.fraction == fraction), None)
         if k is None:
             k = concentration(self.per_sample, (fraction,))[0].count
-        return np.argsort(-self.per_sample, kind="stable")[:k]
+        return largest_first(self.per_sample, k)
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,7 +144,7 @@ class Rise:
     def largest_changes(self, k: int) -> np.ndarray:
         """Positions (in the population) of the ``k`` samples whose loss changed most, largest
         first; ties keep the population's order. Every table of "samples most responsible" uses it."""
-        return np.argsort(-self.total.per_sample, kind="stable")[:k]
+        return largest_first(self.total.per_sample, k)
 
 
 def share(part: float, whole: float) -> float:
@@ -155,10 +156,13 @@ def concentration(values: np.ndarray, fractions=(0.5, 0.8), loss_to: np.ndarray 
     """Minimal sets of the largest positive values reaching each fraction of their sum (ties in
     sample order); with ``loss_to``, the mean of it over the samples outside each set."""
     n = values.shape[0]
-    order = np.argsort(-values, kind="stable")
-    positive = np.maximum(values[order], 0.0)
-    cumulative = np.cumsum(positive)
-    total = float(cumulative[-1]) if n else 0.0
+    if np.isnan(values).any():
+        order = np.argsort(-values, kind="stable")
+        cumulative = np.cumsum(np.maximum(values[order], 0.0))
+    else:  # the positive values lead the ranking; the rest add nothing to the running sum
+        order = positive_largest_first(values)
+        cumulative = np.cumsum(values[order])
+    total = float(cumulative[-1]) if cumulative.shape[0] else 0.0
     out = []
     for fraction in fractions:
         if total <= 0:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossacc_cli.metrics.temperature import T_MAX, T_MIN
+from lossacc_cli.metrics.temperature_search import T_MAX, T_MIN
 
 TAYLOR_MAX_STEP = 0.01
 """The expansion is used up to |beta* - beta_l| <= 0.01 beta* (error ~ (0.01 beta d)^4 / 24)."""

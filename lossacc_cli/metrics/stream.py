@@ -29,22 +29,25 @@ from lossacc_cli.metrics.calibration import (
     ClasswiseAccumulator,
     ClasswiseBlock,
     classwise_block,
+    classwise_from_binary,
 )
-from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats, sample_stats
+from lossacc_cli.metrics.epoch_summary import EpochSummary, summary_from_parts, with_recalibration
 from lossacc_cli.metrics.recalibration import TAYLOR_MAX_STEP, Recalibrated, RowSums, recalibrate
-from lossacc_cli.metrics.summary import (
-    EpochSummary,
-    fitted_summary,
-    summary_from_parts,
-    with_recalibration,
-)
-from lossacc_cli.metrics.temperature import (
+from lossacc_cli.metrics.temperature_search import (
     HALLEY_TOL,
     HALLEY_TOL_FLOAT32,
     Moments,
     TemperatureFit,
     fit_temperature_from_moments,
     row_moments,
+)
+from lossacc_cli.metrics.vectors import (
+    PROB_FLOOR,
+    SampleStats,
+    from_binary_logit,
+    from_binary_prob,
+    from_compact,
+    from_probs,
 )
 from lossacc_cli.readers.model import EpochData
 
@@ -523,6 +526,85 @@ def reduce_matrix(
     """The streaming reduction of an in-memory (N, K) matrix, on one thread."""
     reducer = reduce_rows(kind, labels, scores, n_classes, epoch)
     return reducer.finish(matrix_passes(scores))
+
+
+# --- the score kind of an epoch in memory: the one place that branches on it --------------------
+
+
+def sample_stats(data: EpochData) -> SampleStats:
+    """Per-sample vectors of an epoch in memory, whatever its score kind."""
+    if data.kind == "logits":
+        return reduce_rows("logits", data.labels, data.scores).sample_stats()
+    if data.kind == "probs":
+        return from_probs(data.labels, data.scores)
+    if data.kind == "logit":
+        return from_binary_logit(data.labels, data.scores)
+    if data.kind == "prob":
+        return from_binary_prob(data.labels, data.scores)
+    st = data.stats
+    return from_compact(data.labels, st.loss, st.pred, st.confidence, st.true_prob)
+
+
+def temperature_logits(data: EpochData) -> np.ndarray | None:
+    """The logits the temperature is fitted on (``ln max(p, eps)`` for probabilities); None for
+    the compact form."""
+    if data.kind == "logits":
+        return data.scores
+    if data.kind == "probs":
+        return np.log(np.maximum(np.asarray(data.scores, dtype=np.float64), PROB_FLOOR))
+    if data.kind == "logit":
+        s = np.asarray(data.scores, dtype=np.float64)
+        return np.column_stack([np.zeros_like(s), s])
+    if data.kind == "prob":
+        p = np.asarray(data.scores, dtype=np.float64)
+        return np.log(np.maximum(np.column_stack([1.0 - p, p]), PROB_FLOOR))
+    return None
+
+
+def classwise_ece(data: EpochData) -> float:
+    """Class-wise ECE of the epoch's scores (NaN for the compact form)."""
+    if data.kind in ("logits", "probs"):  # block by block, as the streaming pass computes it
+        reducer = reduce_rows(data.kind, data.labels, data.scores, data.n_classes)
+        return reducer.classwise.value(data.n_samples)
+    if data.kind == "logit":
+        s = np.asarray(data.scores, dtype=np.float64)
+        return classwise_from_binary(data.labels, 0.5 * (1.0 + np.tanh(0.5 * s)))
+    if data.kind == "prob":
+        return classwise_from_binary(data.labels, data.scores)
+    return float("nan")
+
+
+def fit_epoch(data: EpochData) -> tuple[TemperatureFit | None, Recalibrated | None]:
+    """T* of the epoch's scores and the per-sample quantities at T* (None, None for the compact
+    form). The same exact moment-based fit the streaming path runs (``metrics.stream``)."""
+    if data.kind == "probs":  # on ln max(p, eps), computed pass by pass as the stream does
+        return temperature_passes(
+            "probs", data.labels, matrix_passes(data.scores), dtype=data.scores.dtype, rows=True
+        )
+    logits = temperature_logits(data)
+    if logits is None:
+        return None, None
+    return temperature_passes(
+        "logits", data.labels, matrix_passes(logits), dtype=logits.dtype, rows=True
+    )
+
+
+def fitted_summary(
+    data: EpochData, stats: SampleStats, *, prior: np.ndarray | None = None
+) -> tuple[SampleStats, EpochSummary]:
+    """``stats`` with the per-sample values at T* added, and the epoch's summary."""
+    fit, recal = fit_epoch(data)
+    if recal is not None:
+        stats = with_recalibration(stats, recal)
+    return stats, summary_from_parts(
+        epoch=data.epoch,
+        labels=data.labels,
+        n_classes=data.n_classes,
+        stats=stats,
+        classwise_ece=classwise_ece(data),
+        fit=fit,
+        prior=prior,
+    )
 
 
 def reduce_epoch_data(data: EpochData) -> tuple[SampleStats, EpochSummary]:

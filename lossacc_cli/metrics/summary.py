@@ -1,174 +1,31 @@
-"""Per-epoch summary: loss, accuracy, loss distribution, chance baseline, calibration, temperature."""
+"""Per-epoch summary: loss, accuracy, loss distribution, chance baseline, calibration, temperature.
+
+The record and its parts are :mod:`.epoch_summary`; what needs an epoch's scores (by score kind) is
+:mod:`.stream`. This module gathers them as one API.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass
-
 import numpy as np
 
-from lossacc_cli.metrics.calibration import (
-    classwise_from_binary,
-    reliability_table,
+from lossacc_cli.metrics.epoch_summary import (  # noqa: F401 - the summary API in one place
+    TOP_SHARE_FRACTION,
+    Baseline,
+    EpochSummary,
+    chance_baseline,
+    class_prior,
+    summary_from_parts,
+    top_share,
+    with_recalibration,
 )
-from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats
-from lossacc_cli.metrics.recalibration import Recalibrated, as_given
-from lossacc_cli.metrics.temperature import TemperatureFit
+from lossacc_cli.metrics.stream import (  # noqa: F401
+    classwise_ece,
+    fit_epoch,
+    fitted_summary,
+    temperature_logits,
+)
+from lossacc_cli.metrics.vectors import SampleStats
 from lossacc_cli.readers.model import EpochData
-
-TOP_SHARE_FRACTION = 0.01
-"""The "top 1%" of samples: ceil(0.01 N), at least one sample."""
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """What always predicting the class prior would score.
-
-    ``loss`` is H(prior) = -sum_k pi_k ln pi_k in nats (ln K when balanced); ``accuracy`` is
-    max_k pi_k (always predicting the majority class).
-    """
-
-    loss: float
-    accuracy: float
-
-
-def class_prior(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Label frequencies pi_k, shape (K,), summing to 1."""
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    return counts / counts.sum()
-
-
-def chance_baseline(prior: np.ndarray) -> Baseline:
-    """Baseline loss H(prior) (0 ln 0 = 0) and chance accuracy max(prior).
-
-    >>> b = chance_baseline(np.array([0.5, 0.5]))
-    >>> round(b.loss, 4), b.accuracy       # ln 2
-    (0.6931, 0.5)
-    """
-    p = np.asarray(prior, dtype=np.float64)
-    nz = p[p > 0]
-    return Baseline(loss=float(-(nz * np.log(nz)).sum()), accuracy=float(p.max()))
-
-
-def top_share(loss: np.ndarray, fraction: float = TOP_SHARE_FRACTION) -> float:
-    """Share of the total loss carried by the ceil(fraction * N) highest-loss samples; NaN if total is 0."""
-    n = loss.shape[0]
-    k = max(1, math.ceil(fraction * n))
-    total = float(loss.sum())
-    if total <= 0:
-        return float("nan")
-    top = np.partition(loss, n - k)[n - k :]
-    return float(top.sum() / total)
-
-
-@dataclass(frozen=True)
-class EpochSummary:
-    """Every per-epoch number of the analyze table. Losses in nats; NaN where unavailable.
-
-    ``temperature``/``recalibrated_loss``/``classwise_ece`` are NaN for the compact per-sample form
-    (no scores to rescale). ``recalibrated_loss`` is L(T*), or the loss as given when the fit does
-    worse (never above ``loss``; ``temperature`` is then 1); ``recalibrated_loss_crossfit`` is L(T*) with T* fitted on one half
-    of the samples and the loss measured on the other (NaN below 200 samples). ``information_gain`` = 1 - loss / baseline_loss (< 0: worse than the
-    prior on average).
-    """
-
-    epoch: int
-    n_samples: int
-    n_classes: int
-    loss: float
-    accuracy: float
-    loss_p50: float
-    loss_p90: float
-    loss_p99: float
-    loss_max: float
-    top1pct_share: float
-    baseline_loss: float
-    chance_accuracy: float
-    information_gain: float
-    ece: float
-    adaptive_ece: float
-    mce: float
-    classwise_ece: float
-    overconfidence_gap: float
-    mean_confidence: float
-    temperature: float
-    temperature_at_bound: bool
-    recalibrated_loss: float
-    recalibrated_loss_crossfit: float
-    n_clipped: int
-
-    @property
-    def calibration_loss(self) -> float:
-        """The part of the loss that temperature scaling removes: L - L(T*)."""
-        return self.loss - self.recalibrated_loss
-
-    @property
-    def fit_usable(self) -> bool:
-        """Is T* a usable recalibration? Not without scores, and not at a search bound (e.g. every
-        sample correct: the loss keeps falling as T -> 0, so no finite T is the fit)."""
-        return math.isfinite(self.recalibrated_loss) and not self.temperature_at_bound
-
-
-def temperature_logits(data: EpochData) -> np.ndarray | None:
-    """The logits the temperature is fitted on (``ln max(p, eps)`` for probabilities); None for
-    the compact form."""
-    if data.kind == "logits":
-        return data.scores
-    if data.kind == "probs":
-        return np.log(np.maximum(np.asarray(data.scores, dtype=np.float64), PROB_FLOOR))
-    if data.kind == "logit":
-        s = np.asarray(data.scores, dtype=np.float64)
-        return np.column_stack([np.zeros_like(s), s])
-    if data.kind == "prob":
-        p = np.asarray(data.scores, dtype=np.float64)
-        return np.log(np.maximum(np.column_stack([1.0 - p, p]), PROB_FLOOR))
-    return None
-
-
-def classwise_ece(data: EpochData) -> float:
-    """Class-wise ECE of the epoch's scores (NaN for the compact form)."""
-    if data.kind in ("logits", "probs"):  # block by block, as the streaming pass computes it
-        from lossacc_cli.metrics.stream import reduce_rows  # the streaming pass builds on this module
-
-        reducer = reduce_rows(data.kind, data.labels, data.scores, data.n_classes)
-        return reducer.classwise.value(data.n_samples)
-    if data.kind == "logit":
-        s = np.asarray(data.scores, dtype=np.float64)
-        return classwise_from_binary(data.labels, 0.5 * (1.0 + np.tanh(0.5 * s)))
-    if data.kind == "prob":
-        return classwise_from_binary(data.labels, data.scores)
-    return float("nan")
-
-
-def fit_epoch(data: EpochData) -> tuple[TemperatureFit | None, Recalibrated | None]:
-    """T* of the epoch's scores and the per-sample quantities at T* (None, None for the compact
-    form). The same exact moment-based fit the streaming path runs (``metrics.stream``)."""
-    from lossacc_cli.metrics.stream import matrix_passes, temperature_passes
-
-    if data.kind == "probs":  # on ln max(p, eps), computed pass by pass as the stream does
-        return temperature_passes(
-            "probs", data.labels, matrix_passes(data.scores), dtype=data.scores.dtype, rows=True
-        )
-    logits = temperature_logits(data)
-    if logits is None:
-        return None, None
-    return temperature_passes(
-        "logits", data.labels, matrix_passes(logits), dtype=logits.dtype, rows=True
-    )
-
-
-def with_recalibration(stats: SampleStats, recal: Recalibrated) -> SampleStats:
-    """``stats`` with the per-sample loss and confidence at T*: the fitted ones, or the scores as
-    given when the fit does worse (probabilities whose rows are off 1 by rounding are renormalised
-    by any temperature, T = 1 included, and that can cost more than the fit gains)."""
-    given = float(recal.loss.mean()) > float(stats.loss.mean())
-    if given:
-        recal = as_given(stats.loss, stats.confidence)
-    return dataclasses.replace(
-        stats, recal_loss=recal.loss, recal_confidence=recal.confidence,
-        recal_crossfit_loss=recal.crossfit_loss, recal_as_given=given,
-    )
 
 
 def summarize_epoch(
@@ -180,83 +37,3 @@ def summarize_epoch(
     the tests of this function cover what ``lossacc`` runs.
     """
     return fitted_summary(data, stats, prior=prior)[1]
-
-
-def fitted_summary(
-    data: EpochData, stats: SampleStats, *, prior: np.ndarray | None = None
-) -> tuple[SampleStats, EpochSummary]:
-    """``stats`` with the per-sample values at T* added, and the epoch's summary."""
-    fit, recal = fit_epoch(data)
-    if recal is not None:
-        stats = with_recalibration(stats, recal)
-    return stats, summary_from_parts(
-        epoch=data.epoch,
-        labels=data.labels,
-        n_classes=data.n_classes,
-        stats=stats,
-        classwise_ece=classwise_ece(data),
-        fit=fit,
-        prior=prior,
-    )
-
-
-def summary_from_parts(
-    *,
-    epoch: int,
-    labels: np.ndarray,
-    n_classes: int,
-    stats: SampleStats,
-    classwise_ece: float,
-    fit: TemperatureFit | None,
-    prior: np.ndarray | None = None,
-) -> EpochSummary:
-    """The summary from per-sample vectors plus the two numbers that need the score matrix.
-
-    ``classwise_ece`` and the temperature ``fit`` (None for the compact form) come from the scores;
-    the streaming reduction computes them block by block, :func:`summarize_epoch` from the matrix.
-    """
-    loss = stats.loss
-    prior = class_prior(labels, n_classes) if prior is None else prior
-    base = chance_baseline(prior)
-    accuracy = float(stats.correct.mean())
-    mean_loss = float(loss.mean())
-    q50, q90, q99 = np.quantile(loss, [0.5, 0.9, 0.99])
-    width = reliability_table(stats.confidence, stats.correct)
-    mass = reliability_table(stats.confidence, stats.correct, strategy="quantile")
-    mean_conf = float(stats.confidence.mean())
-    if fit is None:
-        fit = TemperatureFit(float("nan"), mean_loss, float("nan"), False)
-    recalibrated = fit.recalibrated_loss
-    crossfit = float("nan")
-    temperature, at_bound = fit.temperature, fit.at_bound
-    if stats.recal_loss is not None:  # the per-sample losses at T* average to L(T*)
-        recalibrated = float(stats.recal_loss.mean())
-        crossfit = stats.recal_crossfit_loss
-        if stats.recal_as_given:  # the fit did worse than the scores as they are: T = 1
-            temperature, at_bound = 1.0, False
-    return EpochSummary(
-        epoch=epoch,
-        n_samples=int(labels.shape[0]),
-        n_classes=n_classes,
-        loss=mean_loss,
-        accuracy=accuracy,
-        loss_p50=float(q50),
-        loss_p90=float(q90),
-        loss_p99=float(q99),
-        loss_max=float(loss.max()),
-        top1pct_share=top_share(loss),
-        baseline_loss=base.loss,
-        chance_accuracy=base.accuracy,
-        information_gain=1.0 - mean_loss / base.loss if base.loss > 0 else float("nan"),
-        ece=width.ece(),
-        adaptive_ece=mass.ece(),
-        mce=width.mce(),
-        classwise_ece=classwise_ece,
-        overconfidence_gap=mean_conf - accuracy,
-        mean_confidence=mean_conf,
-        temperature=temperature,
-        temperature_at_bound=at_bound,
-        recalibrated_loss=recalibrated,
-        recalibrated_loss_crossfit=crossfit,
-        n_clipped=stats.n_clipped,
-    )

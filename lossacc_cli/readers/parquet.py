@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lossacc_cli.errors import InputError, input_error
+from lossacc_cli.readers.arrow_numpy import as_numpy, from_numpy
 from lossacc_cli.readers.budget import Budget, memory_budget, parquet_claim
 from lossacc_cli.readers.files import native_path, open_regular
 from lossacc_cli.readers.footer import footer_bytes, unsafe_chunks
@@ -214,7 +215,7 @@ def _distinct_epochs(column: pa.ChunkedArray, label: str) -> np.ndarray:
         )
     if column.null_count:
         raise input_error(label, EPOCH, "null epochs", count=column.null_count)
-    return epoch_numbers(pc.unique(column).to_numpy(zero_copy_only=False), label, EPOCH)
+    return epoch_numbers(as_numpy(pc.unique(column)), label, EPOCH)
 
 
 def _choose_layout(schema: pa.Schema, where: str, options: ReadOptions) -> Layout:
@@ -361,7 +362,7 @@ class _Grouped:
     def __init__(self, path: str, stamp: tuple, schema: pa.Schema, table: pa.Table) -> None:
         self.path, self.stamp, self.schema = path, stamp, schema
         self.columns = set(table.column_names)
-        epochs = table.column(EPOCH).to_numpy()
+        epochs = as_numpy(table.column(EPOCH))
         if epochs.size > 1 and not (epochs[1:] >= epochs[:-1]).all():
             order = np.argsort(epochs, kind="stable")  # rows keep their file order within an epoch
             table, epochs = table.take(order), epochs[order]
@@ -483,7 +484,7 @@ def _as_strings(column: pa.ChunkedArray, where: str) -> pa.ChunkedArray:
 
 def _split_values(column: pa.ChunkedArray, where: str) -> list[str]:
     values = pc.unique(_as_strings(column, where)).drop_null()
-    return [str(v) for v in values.to_numpy(zero_copy_only=False)[:10]]
+    return [str(v) for v in as_numpy(values)[:10]]
 
 
 def _to_raw(table: pa.Table, layout: Layout, *, where: str, epoch: int) -> RawEpoch:
@@ -544,9 +545,9 @@ def _flat(table: pa.Table, name: str, where: str, nulls: dict[str, np.ndarray]) 
     if pa.types.is_dictionary(dtype):
         column = column.cast(dtype.value_type)
     if column.null_count:
-        nulls[name] = column.is_null().to_numpy(zero_copy_only=False)
+        nulls[name] = as_numpy(column.is_null())
     try:
-        return column.to_numpy()
+        return as_numpy(column)
     except pa.ArrowException as exc:  # e.g. string values that are not valid UTF-8
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise input_error(where, name, f"values cannot be decoded ({reason})") from None
@@ -583,13 +584,13 @@ def list_matrix(
     array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     n_rows = len(array)
     if array.null_count:
-        rows = np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))
+        rows = np.flatnonzero(as_numpy(array.is_null()))
         raise input_error(where, name, "null lists", ids=_row_ids(ids, rows), count=rows.size)
     if pa.types.is_fixed_size_list(dtype):
         n_classes = dtype.list_size
         values = array.values.slice(array.offset * n_classes, n_rows * n_classes)
     else:
-        offsets = array.offsets.to_numpy()  # already accounts for the array's own offset
+        offsets = as_numpy(array.offsets)  # already accounts for the array's own offset
         lengths = np.diff(offsets)
         n_classes = int(lengths[0]) if n_rows else 0
         unequal = lengths != n_classes
@@ -605,12 +606,12 @@ def list_matrix(
             )
         values = array.values.slice(int(offsets[0]), n_rows * n_classes)
     if values.null_count:
-        positions = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
+        positions = np.flatnonzero(as_numpy(values.is_null()))
         rows = np.unique(positions // max(n_classes, 1))
         raise input_error(
             where, name, "null values inside lists", ids=_row_ids(ids, rows), count=rows.size
         )
-    return values.to_numpy(zero_copy_only=False).reshape(n_rows, n_classes)
+    return as_numpy(values).reshape(n_rows, n_classes)
 
 
 def wide_matrix(
@@ -629,9 +630,9 @@ def wide_matrix(
     for k, name in enumerate(names):
         column = table.column(name)
         if column.null_count:
-            rows = np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))
+            rows = np.flatnonzero(as_numpy(column.is_null()))
             raise input_error(where, name, "null values", ids=_row_ids(ids, rows), count=rows.size)
-        out[k] = column.to_numpy()
+        out[k] = as_numpy(column, copy=False)
     return out.T
 
 
@@ -711,7 +712,7 @@ def stream_parquet(
     # One table of the small columns, with each row's position in the row groups read.
     tables, offset = [], 0
     for _, _, table in parts:
-        tables.append(table.append_column(_ROW, pa.array(np.arange(offset, offset + table.num_rows))))
+        tables.append(table.append_column(_ROW, from_numpy(np.arange(offset, offset + table.num_rows))))
         offset += table.num_rows
     table = tables[0] if len(tables) == 1 else _concat(tables, where)
     if long:
@@ -719,7 +720,7 @@ def stream_parquet(
     elif EPOCH in table.column_names:
         _check_epoch_column(table.column(EPOCH), epoch, where)
     table, split_notes = _select_split(table, options, where)
-    kept = table.column(_ROW).to_numpy()
+    kept = as_numpy(table.column(_ROW))
     n_classes = score.n_classes(*counts)
     raw = _raw_labels_ids(table, layout, where=where, epoch=epoch)
     raw.kind = "logits"  # the value checks of the scores run batch by batch
@@ -902,7 +903,7 @@ class _ScoreColumns:
                         column = read.column(name)
                         if column.null_count:
                             raise input_error(self.where, name, "null values")
-                        values = column.to_numpy()
+                        values = as_numpy(column, copy=False)
                         out[first + offset, at : at + n] = values if mask is None else values[mask]
                     del read
             at += n
@@ -920,12 +921,12 @@ class _ScoreColumns:
         if pa.types.is_fixed_size_list(array.type):
             values = array.values.slice(array.offset * n_classes, n * n_classes)
         else:
-            offsets = array.offsets.to_numpy()
+            offsets = as_numpy(array.offsets)
             if n and not (offsets[-1] - offsets[0] == n * n_classes
                           and (np.diff(offsets) == n_classes).all()):
                 raise input_error(self.where, self.names[0], "lists of unequal length")
             values = array.values.slice(int(offsets[0]) if n else 0, n * n_classes)
         if values.null_count:
             raise input_error(self.where, self.names[0], "null values inside lists")
-        matrix = values.to_numpy(zero_copy_only=False).reshape(n, n_classes)
+        matrix = as_numpy(values).reshape(n, n_classes)
         return matrix if rows is None else matrix[rows]

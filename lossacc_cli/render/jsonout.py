@@ -5,20 +5,100 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 SCHEMA_VERSION = 2
 
 
-def clean(value):
-    """Recursively turn dataclasses/NumPy scalars into plain JSON values; NaN and inf become None."""
+class Records(Sequence):
+    """Rows of a table held as columns until they are written: a sequence of dicts (one per row,
+    keys in column order) that JSON writes from its columns, with no Python object per row.
+
+    ``columns`` maps a key to an array or list of scalars, all of one length; ``present`` maps a
+    key to a boolean mask: the value is None where the mask is False.
+    """
+
+    def __init__(self, columns: dict, present: dict | None = None, *, finite: bool = False) -> None:
+        self.columns = dict(columns)
+        self.present = dict(present or {})
+        self.finite = finite  # NaN and inf read as None (cleaned)
+        lengths = {len(c) for c in self.columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"Records: columns of different lengths {sorted(lengths)}")
+        self._n = lengths.pop() if lengths else 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def column(self, key: str, *, finite: bool = False, rows: slice = slice(None)) -> list:
+        """One column (its ``rows``) as plain Python values (None where not present; with
+        ``finite``, also where a float is NaN or infinite)."""
+        finite = finite or self.finite
+        values = self.columns[key][rows]
+        missing = (None if key not in self.present
+                   else ~np.asarray(self.present[key], dtype=bool)[rows])
+        if isinstance(values, np.ndarray):
+            out = values.tolist()
+            if finite and values.dtype.kind == "f":
+                bad = ~np.isfinite(values)
+                missing = bad if missing is None else missing | bad
+        else:
+            out = [clean(v) for v in values] if finite else list(values)
+        if missing is not None:
+            for i in np.flatnonzero(missing).tolist():
+                out[i] = None
+        return out
+
+    def lists(self, *, finite: bool = False, rows: slice = slice(None)) -> dict[str, list]:
+        return {key: self.column(key, finite=finite, rows=rows) for key in self.columns}
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Records({k: v[index] for k, v in self.columns.items()},
+                           {k: np.asarray(m, dtype=bool)[index] for k, m in self.present.items()},
+                           finite=self.finite).to_list()
+        if index < 0:
+            index += self._n
+        if not 0 <= index < self._n:
+            raise IndexError("Records index out of range")
+        return self[index : index + 1][0]
+
+    def to_list(self, *, finite: bool = False) -> list[dict]:
+        columns = self.lists(finite=finite)
+        return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
+    def __iter__(self):
+        return iter(self.to_list())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Records):
+            other = other.to_list()
+        return isinstance(other, Sequence) and self.to_list() == list(other)
+
+    def __repr__(self) -> str:
+        return f"Records({self._n} rows: {', '.join(self.columns)})"
+
+    def cleaned(self) -> Records:
+        """The same rows with NaN and inf as None (when they are read)."""
+        return Records(self.columns, self.present, finite=True)
+
+
+def clean(value, *, records: bool = False):
+    """Recursively turn dataclasses/NumPy scalars into plain JSON values; NaN and inf become None.
+
+    :class:`Records` become lists of dicts, or with ``records`` stay columns (cleaned) for
+    :func:`dumps` to write.
+    """
+    if isinstance(value, Records):
+        return value.cleaned() if records else value.to_list(finite=True)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: clean(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: clean(getattr(value, f.name), records=records) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
+        return {str(k): clean(v, records=records) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
+        return [clean(v, records=records) for v in value]
     if isinstance(value, np.ndarray):
         return [clean(v) for v in value.tolist()]
     if isinstance(value, (bool, np.bool_)):
@@ -33,8 +113,77 @@ def clean(value):
 
 def document(command: str, body: dict) -> dict:
     """Wrap a command's body with the envelope every JSON output shares."""
-    return {"schema_version": SCHEMA_VERSION, "command": command, "units": {"loss": "nats"}, **clean(body)}
+    return {"schema_version": SCHEMA_VERSION, "command": command, "units": {"loss": "nats"},
+            **clean(body, records=True)}
+
+
+def plain(value):
+    """``value`` with every :class:`Records` as a list of dicts (values as they are)."""
+    if isinstance(value, Records):
+        return value.to_list()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def dumps(doc: dict) -> str:
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    """``json.dumps(doc, indent=2, allow_nan=False)``, byte for byte, with :class:`Records`
+    written from their columns (each column by the C encoder, the rows by one format string)."""
+    tables: dict[str, Records] = {}
+
+    def mark(value):
+        if isinstance(value, Records):
+            token = f"\0records{len(tables)}\0"
+            tables[token] = value
+            return token
+        if isinstance(value, dict):
+            return {k: mark(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [mark(v) for v in value]
+        return value
+
+    text = json.dumps(mark(doc), indent=2, allow_nan=False)
+    for token, table in tables.items():
+        quoted = json.dumps(token)
+        at = text.index(quoted)
+        indent = text[text.rfind("\n", 0, at) + 1 :]
+        indent = indent[: len(indent) - len(indent.lstrip(" "))]
+        text = text[:at] + _records_text(table, indent) + text[at + len(quoted) :]
+    return text + "\n"
+
+
+RECORDS_CHUNK_ROWS = 1 << 14
+"""Rows encoded at a time: the Python values and strings of one chunk are alive at once, not
+those of every row."""
+
+
+def _records_text(table: Records, indent: str) -> str:
+    """A :class:`Records` as ``json.dumps`` with ``indent=2`` writes a list of flat dicts whose
+    list starts on a line indented by ``indent``."""
+    n = len(table)
+    if n == 0:
+        return "[]"
+    if not table.columns:
+        return "[\n" + ",\n".join([indent + "  {}"] * n) + "\n" + indent + "]"
+    inner = indent + "    "
+    fields = [inner + json.dumps(str(key)).replace("%", "%%") + ": %s" for key in table.columns]
+    row = indent + "  {\n" + ",\n".join(fields) + "\n" + indent + "  }"
+    parts = []
+    for start in range(0, n, RECORDS_CHUNK_ROWS):
+        columns = table.lists(rows=slice(start, start + RECORDS_CHUNK_ROWS))
+        encoded = [_encode_scalars(values) for values in columns.values()]
+        parts.append(",\n".join([row % values for values in zip(*encoded)]))
+    return "[\n" + ",\n".join(parts) + "\n" + indent + "]"
+
+
+def _encode_scalars(values: list) -> list[str]:
+    """Each scalar's JSON text as ``json.dumps`` writes it (NaN refused). Encoded with NUL as the
+    separator: a NUL inside a string is written as \\u0000, so it never splits a value."""
+    if not values:
+        return []
+    parts = json.dumps(values, separators=("\0", ":"), allow_nan=False)[1:-1].split("\0")
+    if len(parts) != len(values):
+        raise TypeError("Records hold scalars only")
+    return parts

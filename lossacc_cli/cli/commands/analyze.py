@@ -45,5 +45,5 @@ def analyze(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None, br
             return
         run = load(opts, progress=opts.fmt is Format.table)
         report = analyze_run(run, from_epoch=from_epoch, to_epoch=to_epoch)
-        respond("analyze", opts.fmt, opts.output, lambda: report.to_dict(top=opts.top),
+        respond("analyze", opts.fmt, opts.output, lambda: report.json_body(top=opts.top),
                 lambda plain: render(report, top=opts.top, plain=plain, brief=brief), opts.color)

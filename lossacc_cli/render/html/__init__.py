@@ -87,7 +87,7 @@ def render(report, *, top: int = 50, media=None) -> str:
     from lossacc_cli.render.jsonout import clean
 
     previews = media if isinstance(media, Media) or media is None else Media(media)
-    d = clean(report.to_dict(top=top))
+    d = clean(report.json_body(top=top))
     dx = d["diagnosis"]
     rise = dx["rise"]
     listed = {page._anchor(s["id"]) for s in rise["top_samples"]} if rise else set()
