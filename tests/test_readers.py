@@ -497,3 +497,30 @@ def test_large_list_column_through_a_parquet_file(tmp_path):
     data = read_one(tmp_path)
     assert data.scores.dtype == np.float32
     np.testing.assert_array_equal(data.scores, matrix)
+
+
+def test_repeated_ids_are_found_without_pandas():
+    """The rows whose id appeared on an earlier row, against a plain dict walk, for text ids
+    (hashed, then compared exactly) and integer ids, with and without repeats."""
+    from lossacc_cli.readers.validate import _repeated_rows
+
+    rng = np.random.default_rng(11)
+
+    def expected(values):
+        seen, rows = set(), []
+        for i, v in enumerate(values.tolist()):
+            if v in seen:
+                rows.append(i)
+            seen.add(v)
+        return rows
+
+    for trial in range(20):
+        n = int(rng.integers(2, 3000))
+        pool = int(rng.integers(1, 2 * n))
+        numbers = rng.integers(0, pool, size=n)
+        text = np.array([f"id-{v}" + "é" * int(v % 3) for v in numbers.tolist()])  # varied widths, non-ASCII
+        for ids in (text, numbers.astype(np.int64)):
+            found = _repeated_rows(ids)
+            assert ([] if found is None else found.tolist()) == expected(ids), (trial, ids.dtype)
+    assert _repeated_rows(np.array(["a", "b", "ab", "ba"])) is None
+    assert _repeated_rows(np.array(["x", "y", "x", "x"])).tolist() == [2, 3]

@@ -231,15 +231,35 @@ def _repeated_rows(ids: np.ndarray) -> np.ndarray | None:
         sorted_ids = np.sort(ids)
         if not (sorted_ids[1:] == sorted_ids[:-1]).any():
             return None
-        order = np.argsort(ids, kind="stable")
-        repeat = ids[order][1:] == ids[order][:-1]
-        return np.sort(order[1:][repeat])
-    import pandas as pd  # hashing str objects beats sorting them (~10x on 1e6 ids)
-
-    index = pd.Index(ids)
-    if index.is_unique:
+        return _repeated_by_sorting(ids)
+    if ids.dtype.kind != "U":
+        return _repeated_by_sorting(ids)
+    # text ids: sort a 64-bit hash of each (FNV-1a over the code points, one column of the fixed
+    # width at a time), then compare the texts only among rows whose hashes collide
+    points = np.ascontiguousarray(ids).view(np.uint32).reshape(ids.shape[0], -1)
+    hashed = np.full(ids.shape[0], 14695981039346656037, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in points.T:
+            hashed = (hashed ^ column) * np.uint64(1099511628211)
+    order = np.argsort(hashed, kind="stable")
+    same = hashed[order][1:] == hashed[order][:-1]
+    if not same.any():
         return None
-    return np.flatnonzero(index.duplicated(keep="first"))
+    suspects = np.zeros(ids.shape[0], dtype=bool)
+    suspects[order[1:][same]] = suspects[order[:-1][same]] = True
+    rows = np.flatnonzero(suspects)
+    repeated = _repeated_by_sorting(ids[rows])
+    return None if repeated is None else rows[repeated]
+
+
+def _repeated_by_sorting(ids: np.ndarray) -> np.ndarray | None:
+    """:func:`_repeated_rows` by a stable sort: within a run of equal ids the rows keep their
+    order, so every row of a run but its first repeats an earlier one."""
+    order = np.argsort(ids, kind="stable")
+    repeat = ids[order][1:] == ids[order][:-1]
+    if not repeat.any():
+        return None
+    return np.sort(order[1:][repeat])
 
 
 def _rows_ids(ids: np.ndarray, bad: np.ndarray) -> tuple[list[object], int]:
