@@ -38,3 +38,16 @@ def test_booleans_nulls_and_strings():
     assert np.array_equal(as_numpy(with_nulls), with_nulls.to_numpy(zero_copy_only=False), equal_nan=True)
     strings = pa.chunked_array([pa.array(["a", "b"]), pa.array(["c"])])
     assert as_numpy(strings).tolist() == ["a", "b", "c"]
+
+
+def test_text_as_pyarrow_converts_it():
+    """Text without nulls: the object array of str that pyarrow's conversion gives, for plain and
+    large strings, sliced and chunked, non-ASCII included."""
+    for kind in (pa.string(), pa.large_string()):
+        a = pa.array([f"id-{i}" + "é" * (i % 3) for i in range(1000)], type=kind)
+        for arr in _shapes(a):
+            got = as_numpy(arr)
+            ref = arr.to_numpy() if isinstance(arr, pa.ChunkedArray) else arr.to_numpy(zero_copy_only=False)
+            assert got.dtype == ref.dtype == object and got.tolist() == ref.tolist()
+    nulls = pa.array(["a", None])
+    assert as_numpy(nulls).tolist() == nulls.to_numpy(zero_copy_only=False).tolist()

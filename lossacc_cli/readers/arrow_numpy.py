@@ -1,6 +1,7 @@
 """Arrow arrays as NumPy arrays without ``to_numpy``, which imports pandas (0.2-0.4 s) in
 pyarrow 26 even for an int64 array: integer, float and boolean arrays without nulls are read from
-their data buffers; anything else goes through pyarrow's own conversion."""
+their data buffers, text without nulls through Python strings; anything else goes through
+pyarrow's own conversion."""
 
 from __future__ import annotations
 
@@ -19,8 +20,26 @@ def as_numpy(values: pa.Array | pa.ChunkedArray, *, copy: bool | None = None) ->
     array = _one_chunk(values) if chunked else values
     out = _from_buffers(array)
     if out is None:
+        out = _from_strings(array)
+        if out is not None:
+            return out
         return values.to_numpy() if chunked else values.to_numpy(zero_copy_only=False)
     return out.copy() if chunked and copy is not False else out
+
+
+def _from_strings(array: pa.Array) -> np.ndarray | None:
+    """Text without nulls as ``to_numpy`` gives it (an object array of ``str``), through Python's
+    own strings rather than pandas."""
+    kind = array.type
+    if array.null_count or not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return None
+    try:
+        texts = array.to_pylist()
+    except UnicodeDecodeError:  # not valid UTF-8: pyarrow's conversion, whose error the reader reports
+        return None
+    out = np.empty(len(texts), dtype=object)
+    out[:] = texts
+    return out
 
 
 def _one_chunk(values: pa.ChunkedArray) -> pa.Array:
