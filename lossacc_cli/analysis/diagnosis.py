@@ -194,7 +194,7 @@ def _confidently_wrong_carriers(rise: Rise, flagged: np.ndarray, th: Thresholds)
     c80 = rise.total.concentration[-1]
     if c80.count == 0 or c80.share_of_samples > th.tail_max_samples:
         return np.zeros(0, dtype=np.int64)
-    carriers = rise.largest_changes(c80.count)
+    carriers = rise.total.carriers(c80.fraction)
     return carriers[flagged[carriers]]
 
 
