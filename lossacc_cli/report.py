@@ -21,7 +21,7 @@ import numpy as np
 
 from lossacc_cli.analysis.calibration import CalibrationReport, calibration_report
 from lossacc_cli.analysis.checkpoint import Checkpoint, checkpoint_advice
-from lossacc_cli.analysis.compare import Comparison, comparison
+from lossacc_cli.analysis.compare import Comparison, comparison, sample_columns
 from lossacc_cli.analysis.diagnosis import Diagnosis, diagnose
 from lossacc_cli.analysis.headline import headline as headline_text
 from lossacc_cli.analysis.label_quality import LabelQuality, label_quality
@@ -143,23 +143,8 @@ class AnalyzeReport:
         rise = self.diagnosis.rise
         if rise is None:
             return pd.DataFrame()
-        ra, rb = self.run.record(rise.from_epoch), self.run.record(rise.to_epoch)
-        sa, sb = ra.stats, rb.stats
-        ia, ib = rise.index_from, rise.index_to
-        columns = {
-            "label": rise.labels,
-            "pred_from": sa.pred[ia],
-            "pred_to": sb.pred[ib],
-            "p_label_from": sa.true_prob[ia],
-            "p_label_to": sb.true_prob[ib],
-            "loss_from": sa.loss[ia],
-            "loss_to": sb.loss[ib],
-            "change": rise.total.per_sample,
-        }
-        if rise.calibration is not None:
-            columns["calibration_part"] = rise.calibration.per_sample
-            columns["refinement_part"] = rise.refinement.per_sample
-        columns["group"] = np.array(GROUPS, dtype=object)[rise.group]
+        columns = sample_columns(self.run, rise)
+        columns["group"] = np.array(GROUPS, dtype=object)[columns["group"]]
         columns["label_score"] = self.labels.score[rise.rows]
         columns["likely_class"] = self.labels.likely_class[rise.rows]
         columns["label_flagged"] = self.labels.flagged[rise.rows]

@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 
 from lossacc_cli.analysis.causes import Verdict
-from lossacc_cli.analysis.compare import Comparison
+from lossacc_cli.analysis.compare import Comparison, sample_columns
 from lossacc_cli.analysis.rise import GROUPS, Part, Rise
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
@@ -61,23 +61,14 @@ def part_dict(p: Part) -> dict:
 
 def top_samples(run: Run, rise: Rise, top: int) -> list[dict]:
     """The samples with the largest loss change, largest first (a stable order on ties)."""
-    sa, sb = run.record(rise.from_epoch).stats, run.record(rise.to_epoch).stats
     order = rise.largest_changes(top)
-    ia, ib = rise.index_from[order], rise.index_to[order]
-    columns = {
-        "id": run.ids[rise.rows[order]].tolist(),
-        "label": rise.labels[order].tolist(),
-        "pred_from": sa.pred[ia].tolist(),
-        "pred_to": sb.pred[ib].tolist(),
-        "p_label_from": sa.true_prob[ia].tolist(),
-        "p_label_to": sb.true_prob[ib].tolist(),
-        "loss_from": sa.loss[ia].tolist(),
-        "loss_to": sb.loss[ib].tolist(),
-        "change": rise.total.per_sample[order].tolist(),
-        "calibration_part": (rise.calibration.per_sample[order].tolist() if rise.calibration is not None
-                             else [None] * order.shape[0]),
-        "group": [GROUPS[g] for g in rise.group[order]],
-    }
+    at = sample_columns(run, rise, order)
+    columns = {"id": run.ids[rise.rows[order]].tolist()}
+    columns.update((name, at[name].tolist()) for name in (
+        "label", "pred_from", "pred_to", "p_label_from", "p_label_to", "loss_from", "loss_to", "change"))
+    columns["calibration_part"] = (at["calibration_part"].tolist() if "calibration_part" in at
+                                   else [None] * order.shape[0])
+    columns["group"] = [GROUPS[g] for g in at["group"]]
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 

@@ -71,6 +71,30 @@ class Comparison:
     classes: tuple[ClassStats, ...]
 
 
+def sample_columns(run: Run, rise: Rise, positions: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per population sample (all of them, or those at ``positions``): label, prediction, p[label]
+    and loss at both epochs, the loss change and, with scores, its calibration and refinement parts,
+    and the outcome group (an index into ``GROUPS``)."""
+    at = slice(None) if positions is None else positions
+    sa, sb = run.record(rise.from_epoch).stats, run.record(rise.to_epoch).stats
+    ia, ib = rise.index_from[at], rise.index_to[at]
+    columns = {
+        "label": rise.labels[at],
+        "pred_from": sa.pred[ia],
+        "pred_to": sb.pred[ib],
+        "p_label_from": sa.true_prob[ia],
+        "p_label_to": sb.true_prob[ib],
+        "loss_from": sa.loss[ia],
+        "loss_to": sb.loss[ib],
+        "change": rise.total.per_sample[at],
+    }
+    if rise.calibration is not None:
+        columns["calibration_part"] = rise.calibration.per_sample[at]
+        columns["refinement_part"] = rise.refinement.per_sample[at]
+    columns["group"] = rise.group[at]
+    return columns
+
+
 def comparison(run: Run, rise: Rise) -> Comparison:
     return Comparison(rise, class_stats(run, rise))
 
