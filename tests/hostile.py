@@ -153,6 +153,9 @@ def run_process(case: Hostile, tmp: Path, *, timeout: float = 60, memory: int | 
         stdout = subprocess.DEVNULL
 
     def prepare() -> None:
+        # as a user's terminal starts it: Ctrl-C not ignored (a job started in the background by
+        # a non-interactive shell inherits SIGINT ignored, and Python then never raises it)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         if memory is not None:
             import resource
 
