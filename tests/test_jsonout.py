@@ -72,3 +72,92 @@ def test_the_ascii_scan_is_the_regex():
         assert is_shown(text) == (_UNSAFE_KEEP_LINES.search(text) is None), code
         assert shown_lines(text) == _UNSAFE_KEEP_LINES.sub(_escape, text), code
     assert is_shown("x" * 40_000_000 + "\n") and not is_shown("x" * 20_000_000 + "\x7f")
+
+
+# --- long tables: written by Arrow's string kernels ------------------------------------------------
+
+
+def _floats_of_every_layout(rng, n):
+    """Floats of every exponent and layout: random bit patterns, probabilities, tiny
+    probabilities, integers, and each power of ten with its neighbours."""
+    bits = rng.integers(0, 2**63, n, dtype=np.uint64) | (rng.integers(0, 2, n, dtype=np.uint64) << np.uint64(63))
+    random_bits = bits.view(np.float64)
+    powers = 10.0 ** np.arange(-330, 309)
+    parts = [
+        random_bits[np.isfinite(random_bits)],
+        rng.random(n), rng.random(n) ** 8, np.exp(-rng.random(n) * 40),
+        10.0 ** rng.uniform(-12, 18, n),
+        np.round(rng.random(n) * 10.0 ** rng.integers(0, 18, n)),
+        rng.integers(-(2**53), 2**53, n).astype(np.float64),
+        rng.random(n).astype(np.float32).astype(np.float64),
+        powers, np.nextafter(powers, 0.0), np.nextafter(powers, np.inf),
+        np.array([0.0, -0.0, 1.0, -1.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+                  9.999999999999999e-05, 9999999999999998.0, 123456789012345.6, 1e-6, 1e-5, 1e-9]),
+    ]
+    values = np.concatenate(parts)
+    return np.concatenate([values, -values])
+
+
+def test_arrow_floats_are_pythons_repr():
+    from lossacc_cli.render.json_columns import float_texts
+
+    values = _floats_of_every_layout(np.random.default_rng(5), 100_000)
+    assert float_texts(values).to_pylist() == [repr(v) for v in values.tolist()]
+
+
+def test_arrow_floats_refuse_nan_and_infinity_as_json_does():
+    from lossacc_cli.render.json_columns import float_texts
+
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(ValueError):
+            json.dumps([bad], allow_nan=False)
+        with pytest.raises(ValueError):
+            float_texts(np.array([0.5, bad]))
+
+
+def test_arrow_floats_fall_back_to_repr_when_arrows_layout_changes(monkeypatch):
+    import lossacc_cli.render.json_columns as json_columns
+
+    monkeypatch.setattr(json_columns, "_KNOWN", False)  # as if another Arrow wrote other layouts
+    values = _floats_of_every_layout(np.random.default_rng(6), 1000)
+    assert json_columns.float_texts(values).to_pylist() == [repr(v) for v in values.tolist()]
+
+
+@pytest.mark.parametrize("n", [1, 2, 57, 3000])
+def test_long_records_are_written_as_json_dumps_writes_them(monkeypatch, n):
+    import lossacc_cli.render.jsonout as jsonout
+
+    rng = np.random.default_rng(n)
+    body = {"a": [1, {"samples": _records(n, rng)}], "samples": _records(n, rng).cleaned(),
+            "raw": Records({"x": _floats_of_every_layout(rng, 20)[:n], "k": np.arange(n)}),
+            "empty": Records({}), "z": None}
+    doc = document("analyze", body)
+    python_path = dumps(doc)
+    monkeypatch.setattr(jsonout, "ARROW_MIN_ROWS", 1)
+    monkeypatch.setattr(jsonout, "ARROW_CHUNK_ROWS", 1000)
+    assert dumps(doc) == python_path == _reference(doc)
+
+
+def test_long_records_with_nan_and_no_cleaning_are_refused_as_json_dumps_refuses(monkeypatch):
+    import lossacc_cli.render.jsonout as jsonout
+
+    monkeypatch.setattr(jsonout, "ARROW_MIN_ROWS", 1)
+    table = Records({"x": np.array([0.5, np.nan])})
+    with pytest.raises(ValueError):
+        jsonout.dumps({"rows": table})
+    assert jsonout.dumps({"rows": table.cleaned()}) == json.dumps({"rows": [{"x": 0.5}, {"x": None}]}, indent=2) + "\n"
+
+
+def test_long_records_import_no_pandas():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from lossacc_cli.render.jsonout import Records, dumps\n"
+            "n = 50_000\n"
+            "text = dumps({'rows': Records({'id': np.arange(n), 'p': np.random.random(n),"
+            " 'ok': np.arange(n) % 2 == 0}, {'p': np.arange(n) % 3 > 0}).cleaned()})\n"
+            "assert text.count('\"id\"') == n\n"
+            "print('pandas' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
