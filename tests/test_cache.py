@@ -224,3 +224,32 @@ def test_bounded_size_drops_least_recently_used(tmp_path, monkeypatch):
     left = _entries(folder)
     assert len(left) == 2 and not set(oldest) & set(left)
     shutil.rmtree(folder)
+
+
+def test_with_workers_cached_epochs_are_taken_here_and_the_rest_reduced_in_order(tmp_path, monkeypatch):
+    """jobs > 1: the cache's epochs are decoded by this process (not sent through a worker), the
+    others reduced by the workers; the run is the run read without the cache, epoch for epoch."""
+    monkeypatch.setattr(run_module, "PARALLEL_MIN_BYTES", 0)  # workers even for this small run
+    every = make_run(tmp_path / "every", epochs=6)
+    path = tmp_path / "preds"
+    path.mkdir()
+    # epochs 2 and 5 only in the cache: a cold run of the folder while it held just them
+    for name in ("epoch_002.parquet", "epoch_005.parquet"):
+        shutil.copy2(every / name, path / name)
+    load_run(str(path), cache=EpochCache(str(tmp_path / "cache")))
+    for name in ("epoch_001.parquet", "epoch_003.parquet", "epoch_004.parquet", "epoch_006.parquet"):
+        shutil.copy2(every / name, path / name)
+    uncached = load_run(str(path), jobs=2)
+    hits: list[str] = []
+    original = run_module._cached_epochs
+
+    def seen(sources, options, cache):
+        found = original(sources, options, cache)
+        hits.extend(os.path.basename(sources[i].path) for i in sorted(found))
+        return found
+
+    monkeypatch.setattr(run_module, "_cached_epochs", seen)
+    mixed = load_run(str(path), jobs=2, cache=EpochCache(str(tmp_path / "cache")))
+    assert hits == ["epoch_002.parquet", "epoch_005.parquet"]
+    assert mixed.epochs == [1, 2, 3, 4, 5, 6]
+    same_run(uncached, mixed)

@@ -405,11 +405,22 @@ def load_sources(
     """Read and reduce the given epochs (in worker processes when it pays) and build the run."""
     jobs = jobs if jobs > 0 else available_cores()
     total = len(sources)
-    workers = min(jobs, total) if total > 1 and _input_bytes(sources) >= PARALLEL_MIN_BYTES else 1
-    if workers > 1:
-        reduced = _in_processes(sources, options, workers, max(1, jobs // workers), cache)
+    workers = _worker_count(sources, jobs)
+    found: dict[int, ReducedEpoch] = {}
+    if workers > 1 and cache is not None:
+        # epochs reduced before come from the cache here: a worker would only decode them and
+        # send them back through a pipe, which costs more than decoding them (100 cached epochs
+        # of 10,000 x 10: 0.40 s on two workers, 0.22 s here)
+        found = _cached_epochs(sources, options, cache)
+        missing = [source for i, source in enumerate(sources) if i not in found]
+        workers = _worker_count(missing, jobs)
     else:
-        reduced = (reduce_cached(source, options, jobs, cache) for source in sources)
+        missing = sources
+    if workers > 1:
+        fresh = _in_processes(missing, options, workers, max(1, jobs // workers), cache)
+    else:
+        fresh = (reduce_cached(source, options, jobs, cache) for source in missing)
+    reduced = _in_order(total, found, fresh) if found else fresh
 
     def counted() -> Iterator[ReducedEpoch]:
         for done, item in enumerate(reduced, start=1):
@@ -418,6 +429,36 @@ def load_sources(
                 on_epoch(done, total)
 
     return _assemble(path, counted(), notes=notes)
+
+
+def _worker_count(sources: list[EpochSource], jobs: int) -> int:
+    """Worker processes for reducing ``sources``: one per epoch up to ``jobs``, none (1) for a
+    single epoch or less input than :data:`PARALLEL_MIN_BYTES`."""
+    total = len(sources)
+    return min(jobs, total) if total > 1 and _input_bytes(sources) >= PARALLEL_MIN_BYTES else 1
+
+
+def _cached_epochs(sources: list[EpochSource], options: ReadOptions,
+                   cache: EpochCache) -> dict[int, ReducedEpoch]:
+    """The epochs (by position in ``sources``) whose reduction the cache holds."""
+    found = {}
+    for i, source in enumerate(sources):
+        fields_ = cache.get(cache.key(source, options), source_label(source))
+        if fields_ is not None:
+            found[i] = ReducedEpoch(**fields_)
+    return found
+
+
+def _in_order(total: int, found: dict[int, ReducedEpoch],
+              fresh: Iterator[ReducedEpoch]) -> Iterator[ReducedEpoch]:
+    """Every epoch in reading order: position i from ``found``, else the next of ``fresh``."""
+    try:
+        for i in range(total):
+            yield found[i] if i in found else next(fresh)
+    finally:
+        close = getattr(fresh, "close", None)
+        if close is not None:
+            close()  # workers still running are stopped (an error, Ctrl-C)
 
 
 def available_cores() -> int:
