@@ -285,3 +285,32 @@ def test_an_epoch_not_in_the_run_is_refused_with_every_epoch_listed(tmp_path):
     assert out.exit_code == 2
     assert "--epoch 7: epoch 7 is not in" in out.stderr and "(epochs: 1, 2, 3)" in out.stderr
     assert os.path.basename(folder) in out.stderr
+
+
+def test_worker_processes_give_the_same_run(tmp_path):
+    """A run large enough for worker processes (jobs=2): the epochs checked there give the same
+    output, notes and ids; a bad value in an epoch not shown fails in the same way."""
+    folder = tmp_path / "big"
+    folder.mkdir()
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 100, 4000)
+    for e in (1, 2, 3, 4):
+        p = rng.dirichlet(np.ones(100), size=4000)
+        p[e, labels[e]] = 0.0  # a clipped row in every epoch: a note each
+        np.savez(folder / f"epoch_{e}.npz", probs=p / p.sum(axis=1, keepdims=True), labels=labels)
+    assert sum(f.stat().st_size for f in folder.iterdir()) >= run_module.PARALLEL_MIN_BYTES
+    whole = load_run(str(folder), jobs=2)
+    shown = load_run(str(folder), epochs=("3",), jobs=2)
+    assert [r.epoch for r in shown.records] == [3]
+    assert _bodies(shown, "calibration", ("3",)) == _bodies(whole, "calibration", ("3",))
+    assert shown.notes == whole.notes and len([n for n in shown.notes if "p[label] = 0" in n]) == 4
+    bad = np.load(folder / "epoch_2.npz")
+    probs = bad["probs"].copy()
+    probs[7] = np.nan
+    np.savez(folder / "epoch_2.npz", probs=probs, labels=bad["labels"])
+    with pytest.raises(Exception) as full_error:
+        load_run(str(folder), jobs=2)
+    with pytest.raises(Exception) as shown_error:
+        load_run(str(folder), epochs=("4",), jobs=2)
+    assert type(shown_error.value) is type(full_error.value)
+    assert str(shown_error.value) == str(full_error.value) and "epoch_2.npz" in str(full_error.value)

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
+from functools import partial
 
 import numpy as np
 
@@ -511,21 +512,32 @@ def _load_shown(
     jobs: int,
     cache: EpochCache | None,
 ) -> Run:
-    """The epochs in ``wanted`` read and reduced (on ``jobs`` threads), the others read and checked
-    one after the other, all in reading order so that the first bad epoch is the one reported."""
+    """The epochs in ``wanted`` read and reduced, the others read and checked (in worker processes
+    when it pays, as :func:`load_sources`), in reading order so that the first bad epoch is the one
+    reported."""
     jobs = jobs if jobs > 0 else available_cores()
     total = len(sources)
+    workers = min(jobs, total) if total > 1 and _input_bytes(sources) >= PARALLEL_MIN_BYTES else 1
+    task = partial(_shown_or_checked, wanted=wanted)
+    if workers > 1:
+        items = _in_processes(sources, options, workers, max(1, jobs // workers), cache, task=task)
+    else:
+        items = (task(source, options, jobs, cache) for source in sources)
 
-    def items() -> Iterator[ReducedEpoch | CheckedEpoch]:
-        for done, source in enumerate(sources, start=1):
-            if source.epoch in wanted:
-                yield reduce_cached(source, options, jobs, cache)
-            else:
-                yield check_cached(source, options, cache)
+    def counted() -> Iterator[ReducedEpoch | CheckedEpoch]:
+        for done, item in enumerate(items, start=1):
+            yield item
             if on_epoch is not None:
                 on_epoch(done, total)
 
-    return _assemble(path, items(), notes=notes, shown=wanted)
+    return _assemble(path, counted(), notes=notes, shown=wanted)
+
+
+def _shown_or_checked(source: EpochSource, options: ReadOptions, threads: int, cache: EpochCache | None,
+                      *, wanted: frozenset[int]) -> ReducedEpoch | CheckedEpoch:
+    if source.epoch in wanted:
+        return reduce_cached(source, options, threads, cache)
+    return check_cached(source, options, cache)
 
 
 def load_sources(
@@ -579,10 +591,11 @@ def _input_bytes(sources: list[EpochSource]) -> int:
 
 def _in_processes(
     sources: list[EpochSource], options: ReadOptions, workers: int, threads: int,
-    cache: EpochCache | None = None,
+    cache: EpochCache | None = None, task: Callable = reduce_cached,
 ) -> Iterator[ReducedEpoch]:
     """Reduce epochs in ``workers`` forked processes; results come back in epoch order, with at
-    most two epochs per worker in flight, so memory stays flat whatever the number of epochs."""
+    most two epochs per worker in flight, so memory stays flat whatever the number of epochs.
+    ``task`` is the per-epoch work (:func:`reduce_cached`'s arguments and result)."""
     import multiprocessing
 
     # fork: a worker starts in milliseconds with everything imported; elsewhere, spawn
@@ -596,13 +609,13 @@ def _in_processes(
     finished = False
     try:
         for source in queued:
-            pending.append(pool.submit(reduce_cached, source, options, threads, cache))
+            pending.append(pool.submit(task, source, options, threads, cache))
             if len(pending) >= 2 * workers:
                 break
         while pending:
             result = pending.popleft().result()
             for source in queued:
-                pending.append(pool.submit(reduce_cached, source, options, threads, cache))
+                pending.append(pool.submit(task, source, options, threads, cache))
                 break
             yield result
         finished = True
