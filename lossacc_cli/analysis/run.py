@@ -1,4 +1,5 @@
-"""Load a whole run: every epoch read, validated and reduced to per-sample vectors and a summary.
+"""Load a whole run: every epoch read, validated and reduced to per-sample vectors and a summary
+(or, for a command that shows some epochs, those reduced and the others read and checked only).
 
 Each epoch streams: its scores arrive in blocks (Parquet record batches, an NPZ memory map) and are
 reduced to per-sample vectors and summary sums as they come, so no score matrix is ever held twice
@@ -14,9 +15,10 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
+from functools import partial
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from lossacc_cli.errors import InputError, UsageError, format_ids
 from lossacc_cli.metrics.per_sample import SampleStats
 from lossacc_cli.metrics.stream import EpochReducer, aligned_chunks, reduce_epoch_data
 from lossacc_cli.metrics.summary import EpochSummary
+from lossacc_cli.metrics.vectors import clipped_rows
 from lossacc_cli.readers import EpochStream, discover, read_epoch, remote, source_label, stream_epoch
 from lossacc_cli.readers.consistency import LabelLedger
 from lossacc_cli.readers.model import EpochData, EpochSource, ReadOptions
@@ -62,7 +65,12 @@ class EpochRecord:
 
 @dataclass(frozen=True, eq=False)
 class Run:
-    """All epochs of one run, sorted by epoch, with a shared sample-id table."""
+    """All epochs of one run, sorted by epoch, with a shared sample-id table.
+
+    A run loaded for the epochs a command shows (``load_run(..., epochs=...)``) holds only those
+    in ``records``; ``unreduced`` names the sources of the others, which were read and checked
+    (and count in ``ids``, ``n_classes``, ``class_names`` and ``notes`` as in the whole run).
+    """
 
     path: str
     records: tuple[EpochRecord, ...]
@@ -70,6 +78,7 @@ class Run:
     n_classes: int
     class_names: tuple[str, ...] | None
     notes: tuple[str, ...]
+    unreduced: tuple[str, ...] = ()
 
     @property
     def epochs(self) -> list[int]:
@@ -88,18 +97,45 @@ class Run:
 
     def resolve_epoch(self, spec: str | int, option: str = "--epoch") -> int:
         """``best`` (lowest mean loss), ``last``, or an epoch number present in the run."""
-        text = str(spec).strip().lower()
-        if text == "last":
+        parsed = parse_epoch(spec)
+        if parsed == "last":
             return self.records[-1].epoch
-        if text == "best":
+        if parsed == "best":
             from lossacc_cli.analysis.overview import overview  # overview decides "best", once
 
             return overview(self.summaries).best_loss_epoch
-        try:
-            epoch = int(text)
-        except ValueError:
-            raise UsageError(f"{option} must be a number, 'best' or 'last', not {spec!r}") from None
-        return self.record(epoch, option).epoch
+        if parsed is None:
+            raise UsageError(f"{option} must be a number, 'best' or 'last', not {spec!r}")
+        return self.record(parsed, option).epoch
+
+
+def parse_epoch(spec: str | int) -> str | int | None:
+    """What an epoch option names: ``"best"``, ``"last"``, an epoch number, or None (neither)."""
+    text = str(spec).strip().lower()
+    if text in ("best", "last"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def epochs_to_reduce(specs: Iterable[str | int], epochs: Sequence[int]) -> frozenset[int] | None:
+    """The epochs (of those discovery found) that a command showing ``specs`` needs reduced, or
+    None when it needs every one: ``best`` compares the mean loss of every epoch, which is their
+    reduction, and a spec that names no epoch of the run is refused only once every epoch was
+    read (a bad value anywhere is the error to show first, then the message listing the epochs).
+    ``last`` needs the epoch numbers alone."""
+    wanted = set()
+    for spec in specs:
+        parsed = parse_epoch(spec)
+        if parsed == "last" and epochs:
+            wanted.add(max(epochs))
+        elif isinstance(parsed, int) and parsed in epochs:
+            wanted.add(parsed)
+        else:
+            return None
+    return frozenset(wanted)
 
 
 def _epoch_list(epochs: list[int]) -> str:
@@ -250,6 +286,66 @@ def reduce_cached(source: EpochSource, options: ReadOptions, threads: int = 1,
     return reduced
 
 
+@dataclass(frozen=True, eq=False)
+class CheckedEpoch:
+    """One epoch read and checked but not reduced (a command shows other epochs): what the checks
+    across epochs and the run's notes need of it, and no per-sample vectors. ``clipped`` marks the
+    rows whose p[label] the reduction would clip (None: none can be)."""
+
+    epoch: int
+    source: str
+    kind: str
+    n_classes: int
+    class_names: tuple[str, ...] | None
+    ids: np.ndarray
+    ids_from_rows: bool
+    labels: np.ndarray
+    notes: tuple[str, ...]
+    clipped: np.ndarray | None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def _checked(data: EpochData, clipped: np.ndarray | None) -> CheckedEpoch:
+    return CheckedEpoch(epoch=data.epoch, source=data.source, kind=data.kind, n_classes=data.n_classes,
+                        class_names=data.class_names, ids=data.ids, ids_from_rows=data.ids_from_rows,
+                        labels=data.labels, notes=data.notes, clipped=clipped)
+
+
+def check_source(source: EpochSource, options: ReadOptions) -> CheckedEpoch:
+    """Read and check one epoch exactly as :func:`reduce_source` does (its scores streamed block by
+    block when the layout allows, else read whole, whose error is the one that counts), without
+    reducing it: the values are checked, the scores not reduced."""
+    try:
+        stream = stream_epoch(source, options)
+        if stream is not None:
+            header = stream.header
+            clipped: list[np.ndarray] | None = [np.zeros(0, dtype=bool)] if header.kind == "probs" else None
+            start = 0
+            for block in stream.batches(False):
+                if clipped is not None:
+                    clipped.append(clipped_rows(header.kind, header.labels[start : start + block.shape[0]], block))
+                start += block.shape[0]
+            return _checked(header, None if clipped is None else np.concatenate(clipped))
+    except Exception:  # noqa: BLE001, S110 - read_epoch below reports (or recovers from) the fault
+        pass
+    data = read_epoch(source, options)
+    return _checked(data, clipped_rows(data.kind, data.labels, data.scores))
+
+
+def check_cached(source: EpochSource, options: ReadOptions,
+                 cache: EpochCache | None = None) -> ReducedEpoch | CheckedEpoch:
+    """An epoch that is not shown: its reduction from the cache when the cache holds it (cheaper
+    than reading the file), else :func:`check_source` (nothing is stored: nothing was reduced)."""
+    if cache is not None:
+        found = cache.get(cache.key(source, options), source_label(source))
+        if found is not None:
+            return ReducedEpoch(**found)
+    return check_source(source, options)
+
+
 def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, SampleStats]:
     header = stream.header
     reducer = EpochReducer(header.kind, header.labels, header.n_classes, header.epoch, stream.dtype)
@@ -344,13 +440,14 @@ def _prefetch(items: Iterator, depth: int = 2) -> Iterator:
                 pass
 
 
-def _clip_note(reduced: ReducedEpoch) -> str | None:
-    stats = reduced.stats
-    if stats.n_clipped == 0:
+def _clip_note(reduced: ReducedEpoch | CheckedEpoch) -> str | None:
+    clipped = reduced.clipped if isinstance(reduced, CheckedEpoch) else reduced.stats.clipped
+    n_clipped = 0 if clipped is None else int(clipped.sum())
+    if n_clipped == 0:
         return None
-    ids = reduced.ids[stats.clipped]
+    ids = reduced.ids[clipped]
     return (
-        f"{reduced.source}: p[label] = 0 for {format_ids(ids, stats.n_clipped)}; "
+        f"{reduced.source}: p[label] = 0 for {format_ids(ids, n_clipped)}; "
         "clipped at float64 eps (loss 36.04 nats)"
     )
 
@@ -362,6 +459,7 @@ def load_run(
     on_epoch: Callable[[int, int], None] | None = None,
     jobs: int = 1,
     cache: bool | EpochCache = False,
+    epochs: Sequence[str | int] | None = None,
 ) -> Run:
     """Discover, read and reduce every epoch under ``path`` (a folder, a file or a remote URL).
 
@@ -371,6 +469,11 @@ def load_run(
     from the user's cache folder when that file was reduced before, and stores it otherwise; the
     result is the same either way (a cache that cannot be written is its ``problem``, not a note
     of the run).
+
+    ``epochs`` are the epochs a command shows (numbers, ``last``, ``best``): only those are reduced
+    when :func:`epochs_to_reduce` allows it, and every other epoch is read and checked as for its
+    reduction (a bad value in any epoch fails the same way) or taken from the cache; the run's
+    ``records`` are then the shown epochs alone, and everything else is as in the whole run.
     """
     store = (EpochCache() if cache is True else cache) or None
     if cache is True:
@@ -379,8 +482,13 @@ def load_run(
         store.new_pass()
     with remote.opened(path) as copy:  # a remote run is read from a private local copy
         sources, notes = discover(copy.root or path, options)
-        run = load_sources(copy.root or path, sources, options, notes=notes, on_epoch=on_epoch,
-                           jobs=jobs, cache=store)
+        wanted = None if epochs is None else epochs_to_reduce(epochs, [s.epoch for s in sources])
+        if wanted is None or all(s.epoch in wanted for s in sources):
+            run = load_sources(copy.root or path, sources, options, notes=notes, on_epoch=on_epoch,
+                               jobs=jobs, cache=store)
+        else:
+            run = _load_shown(copy.root or path, sources, options, wanted, notes=notes,
+                              on_epoch=on_epoch, jobs=jobs, cache=store)
     if store is not None:
         store.prune()
     return _relabelled(run, copy) if copy.root else run
@@ -389,7 +497,47 @@ def load_run(
 def _relabelled(run: Run, copy: remote.Copy) -> Run:
     """The run read from a remote copy, its sources and notes naming the URL."""
     records = tuple(replace(r, source=copy.relabel(r.source)) for r in run.records)
-    return replace(run, path=copy.url, records=records, notes=tuple(map(copy.relabel, run.notes)))
+    return replace(run, path=copy.url, records=records, notes=tuple(map(copy.relabel, run.notes)),
+                   unreduced=tuple(map(copy.relabel, run.unreduced)))
+
+
+def _load_shown(
+    path: str,
+    sources: list[EpochSource],
+    options: ReadOptions,
+    wanted: frozenset[int],
+    *,
+    notes: tuple[str, ...],
+    on_epoch: Callable[[int, int], None] | None,
+    jobs: int,
+    cache: EpochCache | None,
+) -> Run:
+    """The epochs in ``wanted`` read and reduced, the others read and checked (in worker processes
+    when it pays, as :func:`load_sources`), in reading order so that the first bad epoch is the one
+    reported."""
+    jobs = jobs if jobs > 0 else available_cores()
+    total = len(sources)
+    workers = min(jobs, total) if total > 1 and _input_bytes(sources) >= PARALLEL_MIN_BYTES else 1
+    task = partial(_shown_or_checked, wanted=wanted)
+    if workers > 1:
+        items = _in_processes(sources, options, workers, max(1, jobs // workers), cache, task=task)
+    else:
+        items = (task(source, options, jobs, cache) for source in sources)
+
+    def counted() -> Iterator[ReducedEpoch | CheckedEpoch]:
+        for done, item in enumerate(items, start=1):
+            yield item
+            if on_epoch is not None:
+                on_epoch(done, total)
+
+    return _assemble(path, counted(), notes=notes, shown=wanted)
+
+
+def _shown_or_checked(source: EpochSource, options: ReadOptions, threads: int, cache: EpochCache | None,
+                      *, wanted: frozenset[int]) -> ReducedEpoch | CheckedEpoch:
+    if source.epoch in wanted:
+        return reduce_cached(source, options, threads, cache)
+    return check_cached(source, options, cache)
 
 
 def load_sources(
@@ -484,10 +632,11 @@ def _input_bytes(sources: list[EpochSource]) -> int:
 
 def _in_processes(
     sources: list[EpochSource], options: ReadOptions, workers: int, threads: int,
-    cache: EpochCache | None = None,
+    cache: EpochCache | None = None, task: Callable = reduce_cached,
 ) -> Iterator[ReducedEpoch]:
     """Reduce epochs in ``workers`` forked processes; results come back in epoch order, with at
-    most two epochs per worker in flight, so memory stays flat whatever the number of epochs."""
+    most two epochs per worker in flight, so memory stays flat whatever the number of epochs.
+    ``task`` is the per-epoch work (:func:`reduce_cached`'s arguments and result)."""
     import multiprocessing
 
     # fork: a worker starts in milliseconds with everything imported; elsewhere, spawn
@@ -501,13 +650,13 @@ def _in_processes(
     finished = False
     try:
         for source in queued:
-            pending.append(pool.submit(reduce_cached, source, options, threads, cache))
+            pending.append(pool.submit(task, source, options, threads, cache))
             if len(pending) >= 2 * workers:
                 break
         while pending:
             result = pending.popleft().result()
             for source in queued:
-                pending.append(pool.submit(reduce_cached, source, options, threads, cache))
+                pending.append(pool.submit(task, source, options, threads, cache))
                 break
             yield result
         finished = True
@@ -537,9 +686,13 @@ def build_run(path: str, epochs: Iterable[EpochData], *, notes: tuple[str, ...] 
     return _assemble(path, reduced(), notes=notes)
 
 
-def _assemble(path: str, epochs: Iterable[ReducedEpoch], *, notes: tuple[str, ...] = ()) -> Run:
-    """The run from reduced epochs in reading order: the checks across epochs, the id table."""
+def _assemble(path: str, epochs: Iterable[ReducedEpoch | CheckedEpoch], *, notes: tuple[str, ...] = (),
+              shown: frozenset[int] | None = None) -> Run:
+    """The run from reduced epochs in reading order: the checks across epochs, the id table.
+    With ``shown``, only those epochs become records (the others, reduced or only checked, count
+    in the checks, the id table and the notes alike)."""
     notes = list(notes)
+    unreduced: list[tuple[int, str, int]] = []  # (epoch, source, rows) of the epochs not shown
     table = _IdTable()
     ledger = LabelLedger()  # every sample keeps its label across epochs
     records: list[EpochRecord] = []
@@ -580,6 +733,9 @@ def _assemble(path: str, epochs: Iterable[ReducedEpoch], *, notes: tuple[str, ..
                 rows = previous.rows
             if labels.dtype == previous.labels.dtype and np.array_equal(labels, previous.labels):
                 labels = previous.labels
+        if isinstance(data, CheckedEpoch) or (shown is not None and data.epoch not in shown):
+            unreduced.append((data.epoch, data.source, rows.shape[0]))
+            continue
         records.append(
             EpochRecord(
                 summary=data.summary,
@@ -590,16 +746,18 @@ def _assemble(path: str, epochs: Iterable[ReducedEpoch], *, notes: tuple[str, ..
                 kind=data.kind,
             )
         )
-    if not records:
+    if not records and not unreduced:
         raise InputError(f"{path}: no epochs found")
     records.sort(key=lambda r: r.epoch)
-    if row_ids_seen and len(records) > 1:
+    unreduced.sort(key=lambda u: u[0])
+    if row_ids_seen and len(records) + len(unreduced) > 1:
         notes.append(
             "no sample id column: row positions are used as ids, so rows must be in "
             "the same order in every epoch"
         )
     ids = table.ids if table.ids is not None else np.zeros(0, dtype=np.int64)
-    missing = _missing_note(records, len(ids))
+    sizes = [(r.epoch, r.rows.shape[0]) for r in records] + [(e, n) for e, _, n in unreduced]
+    missing = _missing_note(sorted(sizes, key=lambda s: s[0]), len(ids))
     if missing:
         notes.append(missing)
     return Run(
@@ -609,11 +767,13 @@ def _assemble(path: str, epochs: Iterable[ReducedEpoch], *, notes: tuple[str, ..
         n_classes=int(n_classes),
         class_names=class_names,
         notes=tuple(notes),
+        unreduced=tuple(source for _, source, _ in unreduced),
     )
 
 
-def _missing_note(records: list[EpochRecord], n_ids: int) -> str | None:
-    partial = [(r.epoch, n_ids - r.rows.shape[0]) for r in records if r.rows.shape[0] < n_ids]
+def _missing_note(sizes: list[tuple[int, int]], n_ids: int) -> str | None:
+    """The note on ids missing from some epochs, from each epoch's (number, rows) in epoch order."""
+    partial = [(e, n_ids - n) for e, n in sizes if n < n_ids]
     if not partial:
         return None
     shown = ", ".join(f"epoch {e}: {m}" for e, m in partial[:5])

@@ -12,9 +12,12 @@ from lossacc_cli.errors import UsageError
 from lossacc_cli.text import shown
 
 
-def load(opts: Shared, *, progress: bool = True, inputs: tuple = ()) -> Run:
+def load(opts: Shared, *, progress: bool = True, inputs: tuple = (), epochs: tuple | None = None) -> Run:
     """The run at ``opts.path``, with a progress bar on stderr when it is a terminal and
     ``progress`` is wanted (table output); warnings printed once each.
+
+    ``epochs``: the epoch options of a command that shows only those (``--epoch 50``, ``last``):
+    the other epochs are read and checked, not reduced (see :func:`load_run`).
 
     ``--output`` is checked first (never one of the inputs: PATH's files, ``--class-names``, and
     ``inputs``), so that nothing is read for a report that could not be written.
@@ -31,17 +34,17 @@ def load(opts: Shared, *, progress: bool = True, inputs: tuple = ()) -> Run:
 
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task("reading epochs", total=None)
-            run = load_run(path, options, jobs=jobs, cache=cache,
+            run = load_run(path, options, jobs=jobs, cache=cache, epochs=epochs,
                            on_epoch=lambda done, total: bar.update(task, completed=done, total=total))
     else:
-        run = load_run(path, options, jobs=jobs, cache=cache)
+        run = load_run(path, options, jobs=jobs, cache=cache, epochs=epochs)
     if names is not None:
         if len(names) != run.n_classes:
             raise UsageError(
                 f"--class-names {shown(opts.class_names)}: {len(names)} names for {run.n_classes} classes"
             )
         run = dataclasses.replace(run, class_names=names)
-    for note in collapse_notes(run.notes, [r.source for r in run.records]):
+    for note in collapse_notes(run.notes, [r.source for r in run.records] + list(run.unreduced)):
         say("warning", note)
     return run
 

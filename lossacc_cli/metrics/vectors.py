@@ -157,3 +157,15 @@ def from_compact(labels: np.ndarray, loss, pred, confidence, true_prob=None) -> 
         confidence=np.asarray(confidence, dtype=np.float64),
         true_prob=tp,
     )
+
+
+def clipped_rows(kind: str, labels: np.ndarray, scores: np.ndarray | None) -> np.ndarray | None:
+    """The rows whose p[label] the formulas above clip at float64 eps, without the other vectors
+    (``scores`` may be a block of rows, with its ``labels``): a mask for the probability kinds,
+    None for logits and the compact form, which clip nothing."""
+    if kind == "probs":
+        return np.asarray(scores[np.arange(labels.shape[0]), labels], dtype=np.float64) < PROB_FLOOR
+    if kind == "prob":
+        p = np.asarray(scores, dtype=np.float64)
+        return np.where(labels == 1, p, 1.0 - p) < PROB_FLOOR
+    return None

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lossacc_cli.errors import InputError, input_error
+from lossacc_cli.readers import long as long_pass
 from lossacc_cli.readers.arrow_numpy import as_numpy, from_numpy
 from lossacc_cli.readers.budget import Budget, memory_budget, parquet_claim
 from lossacc_cli.readers.files import native_path, open_regular
@@ -287,7 +289,7 @@ def read_parquet(
                 if grouped is not None:
                     table = grouped.rows(epoch, columns)
                 else:
-                    table = _epoch_rows(parquet_file, columns, epoch, label, budget)
+                    table = _epoch_rows(parquet_file, columns, epoch, label, budget, path)
             else:
                 check_claims(parquet_file, None, columns, label, budget)
                 table = parquet_file.read(columns=columns)
@@ -335,12 +337,14 @@ def _check_same_columns(schema: pa.Schema, types: dict[str, pa.DataType], label:
 
 
 def _epoch_rows(parquet_file: CheckedParquetFile, columns: list[str], epoch: int, label: str,
-                budget: Budget) -> pa.Table:
+                budget: Budget, path: str) -> pa.Table:
     """The rows of one epoch, skipping row groups whose statistics rule it out."""
     groups = _epoch_groups(parquet_file, epoch)
     if not groups:
         return parquet_file.schema_arrow.empty_table().select(columns)
     check_claims(parquet_file, groups, columns, label, budget)
+    if long_pass.one_pass(path, parquet_file):  # row groups of many epochs: one pass for them all
+        return long_pass.epoch_rows(path, parquet_file, columns, epoch, partial(open_parquet, path))
     table = parquet_file.read_row_groups(groups, columns=columns)
     return table.filter(pc.equal(table.column(EPOCH), epoch))
 
@@ -397,6 +401,15 @@ def _read_grouped(path: str) -> bool:
     try:
         with open_parquet(path) as parquet_file:
             return _worth_grouping(path, parquet_file)
+    except InputError:
+        return False  # streaming reports it
+
+
+def _read_in_one_pass(path: str) -> bool:
+    """True when the long-format file at ``path`` is read in one pass (:mod:`lossacc_cli.readers.long`)."""
+    try:
+        with open_parquet(path) as parquet_file:
+            return long_pass.one_pass(path, parquet_file)
     except InputError:
         return False  # streaming reports it
 
@@ -665,7 +678,7 @@ def stream_parquet(
     :data:`STREAM_BATCH_BYTES`, checked batch by batch. Any problem raises: the caller then reads
     the epoch with :func:`read_parquet`, whose message is the one to show.
     """
-    if long and all(_read_grouped(path) for path in paths):
+    if long and all(_read_grouped(path) or _read_in_one_pass(path) for path in paths):
         return None
     layout: Layout | None = None
     types: dict[str, pa.DataType] = {}

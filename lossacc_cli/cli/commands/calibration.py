@@ -18,7 +18,7 @@ def calibration(opts: Shared, epoch: EpochOpt = "last") -> None:
     from lossacc_cli.render.calibration import calibration_json, calibration_renderable
 
     with cli_errors(opts.debug):
-        run = load(opts, progress=opts.fmt is Format.table)
+        run = load(opts, progress=opts.fmt is Format.table, epochs=(epoch,))
         rep = calibration_report(run, run.resolve_epoch(epoch, option="--epoch"))
         respond("calibration", opts.fmt, opts.output, lambda: calibration_json(rep),
                 lambda plain: calibration_renderable(rep, plain=plain), opts.color)

@@ -21,9 +21,10 @@ def compare(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None) ->
     from lossacc_cli.report_dict import rise_dict
 
     with cli_errors(opts.debug):
-        run = load(opts, progress=opts.fmt is Format.table)
-        a = run.resolve_epoch(from_epoch or "best", option="--from")
-        b = run.resolve_epoch(to_epoch or "last", option="--to")
+        shown = (from_epoch or "best", to_epoch or "last")
+        run = load(opts, progress=opts.fmt is Format.table, epochs=shown)
+        a = run.resolve_epoch(shown[0], option="--from")
+        b = run.resolve_epoch(shown[1], option="--to")
         both = compare_epochs(run, a, b)
         respond("compare", opts.fmt, opts.output, lambda: rise_dict(run, both, opts.top),
                 lambda plain: Group(rise_lines(both.rise, None, picked=False),

@@ -18,7 +18,7 @@ def outliers(opts: Shared, epoch: EpochOpt = "last") -> None:
     from lossacc_cli.render.outliers import outliers_json, outliers_renderable
 
     with cli_errors(opts.debug):
-        run = load(opts, progress=opts.fmt is Format.table)
+        run = load(opts, progress=opts.fmt is Format.table, epochs=(epoch,))
         rep = outlier_report(run, run.resolve_epoch(epoch, option="--epoch"), top=opts.top)
         respond("outliers", opts.fmt, opts.output, lambda: outliers_json(rep),
                 lambda plain: outliers_renderable(rep, run.class_names, plain=plain), opts.color)
