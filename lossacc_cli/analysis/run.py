@@ -213,8 +213,8 @@ def reduce_epoch(
 
 
 @dataclass(frozen=True, eq=False)
-class ReducedEpoch:
-    """What one epoch contributes to a run once its scores are gone (picklable, for workers)."""
+class EpochHeader:
+    """What the checks across epochs and the run's notes need of an epoch read (picklable)."""
 
     epoch: int
     source: str
@@ -225,13 +225,19 @@ class ReducedEpoch:
     ids_from_rows: bool
     labels: np.ndarray
     notes: tuple[str, ...]
-    summary: EpochSummary
-    stats: SampleStats
-    streamed: bool = False
 
     @property
     def n_samples(self) -> int:
         return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class ReducedEpoch(EpochHeader):
+    """What one epoch contributes to a run once its scores are gone (picklable, for workers)."""
+
+    summary: EpochSummary
+    stats: SampleStats
+    streamed: bool = False
 
 
 def _reduced(data: EpochData, stats: SampleStats, summary: EpochSummary, streamed: bool) -> ReducedEpoch:
@@ -287,25 +293,12 @@ def reduce_cached(source: EpochSource, options: ReadOptions, threads: int = 1,
 
 
 @dataclass(frozen=True, eq=False)
-class CheckedEpoch:
-    """One epoch read and checked but not reduced (a command shows other epochs): what the checks
-    across epochs and the run's notes need of it, and no per-sample vectors. ``clipped`` marks the
-    rows whose p[label] the reduction would clip (None: none can be)."""
+class CheckedEpoch(EpochHeader):
+    """One epoch read and checked but not reduced (a command shows other epochs): its header and
+    no per-sample vectors. ``clipped`` marks the rows whose p[label] the reduction would clip
+    (None: none can be)."""
 
-    epoch: int
-    source: str
-    kind: str
-    n_classes: int
-    class_names: tuple[str, ...] | None
-    ids: np.ndarray
-    ids_from_rows: bool
-    labels: np.ndarray
-    notes: tuple[str, ...]
     clipped: np.ndarray | None
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.labels.shape[0])
 
 
 def _checked(data: EpochData, clipped: np.ndarray | None) -> CheckedEpoch:
