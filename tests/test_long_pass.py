@@ -25,11 +25,14 @@ def _list(matrix: np.ndarray) -> pa.Array:
                                     pa.array(matrix.reshape(-1)))
 
 
-def long_file(path, *, epochs=30, n=40, shuffled=False, row_group_size=None, bad=None, seed=0):
+def long_file(path, *, epochs=30, n=40, shuffled=False, row_group_size=None, bad=None, seed=0,
+              relabelled=None):
     rng = np.random.default_rng(seed)
     e = np.repeat(np.arange(1, epochs + 1), n)
     ids = np.tile(np.arange(n) + 500, epochs)
     labels = np.tile(np.arange(n) % K, epochs)
+    if relabelled is not None:  # from this epoch on, sample 500 has another label
+        labels[(e >= relabelled) & (ids == 500)] = 1
     logits = rng.normal(size=(e.size, K)).astype(np.float32)
     if bad is not None:
         logits[(e == bad) & (ids % 7 == 3), 2] = np.nan
@@ -55,7 +58,8 @@ def passes(monkeypatch):
         return original(opener, columns, batch_rows)
 
     monkeypatch.setattr(long_pass, "_batches", counting)
-    return started
+    yield started
+    long_pass.close_passes()  # a test that reads epochs by hand leaves its pass to this
 
 
 def _filtered_run(monkeypatch, path):
@@ -100,6 +104,16 @@ def test_a_bad_value_fails_as_the_filtered_read_does(tmp_path, monkeypatch, pass
     assert str(one.value) == str(filtered.value)
     # ids 500..539 with id % 7 == 3: 500, 507, 514, 521, 528, 535
     assert "[epoch=17]: field 'logits'" in str(one.value) and "(6 rows, first ids: " in str(one.value)
+
+
+def test_no_pass_outlives_a_run_that_fails_between_epochs(tmp_path, passes):
+    """A check across epochs (a sample's label changed) fails mid-file: the pass is closed with
+    the run, not left open (its file and Arrow's reads ahead) for as long as the process lives."""
+    path = long_file(tmp_path / "long.parquet", relabelled=5)
+    with pytest.raises(InputError, match="label") as failed:
+        load_run(str(path))
+    assert "[epoch=5]" in str(failed.value)
+    assert len(passes) == 1 and long_pass._PASSES == {}
 
 
 def test_what_waits_in_a_file_written_epoch_after_epoch_is_at_most_a_batch(tmp_path, monkeypatch, passes):

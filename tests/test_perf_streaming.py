@@ -331,6 +331,26 @@ def test_a_fault_in_a_worker_is_the_first_in_epoch_order(tmp_path, monkeypatch):
     assert "epoch_002.parquet" in str(sequential.value)
 
 
+def test_a_check_across_epochs_that_fails_stops_the_workers_at_once(tmp_path, monkeypatch):
+    """Epoch 3 changes a sample's label: the check in this process fails while workers are still
+    reducing later epochs; they are stopped and waited for before the error arrives (not when the
+    error and its traceback are freed, nor at exit)."""
+    import multiprocessing
+    import threading
+
+    folder = _run_dir(tmp_path, n_epochs=8)
+    table = pq.read_table(folder / "epoch_003.parquet")
+    labels = table.column("label").to_numpy().copy()
+    labels[7] = (labels[7] + 1) % 11
+    pq.write_table(table.set_column(1, "label", pa.array(labels)), folder / "epoch_003.parquet")
+    monkeypatch.setattr(run_module, "PARALLEL_MIN_BYTES", 0)
+    with pytest.raises(InputError, match="label") as failed:  # the traceback kept alive here
+        load_run(str(folder), ReadOptions(), jobs=2)
+    assert "epoch_003.parquet" in str(failed.value)
+    assert multiprocessing.active_children() == []
+    assert [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()] == []
+
+
 def test_epochs_share_labels_and_rows_when_they_are_the_same(tmp_path):
     run = load_run(str(_run_dir(tmp_path)), ReadOptions())
     first = run.records[0]

@@ -17,6 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from functools import partial
 
@@ -28,7 +29,16 @@ from lossacc_cli.metrics.per_sample import SampleStats
 from lossacc_cli.metrics.stream import EpochReducer, aligned_chunks, reduce_epoch_data
 from lossacc_cli.metrics.summary import EpochSummary
 from lossacc_cli.metrics.vectors import clipped_rows
-from lossacc_cli.readers import EpochStream, discover, read_epoch, remote, source_label, stream_epoch
+from lossacc_cli.readers import (
+    EpochStream,
+    close_passes,
+    discover,
+    forget_passes,
+    read_epoch,
+    remote,
+    source_label,
+    stream_epoch,
+)
 from lossacc_cli.readers.consistency import LabelLedger
 from lossacc_cli.readers.model import EpochData, EpochSource, ReadOptions
 
@@ -473,7 +483,7 @@ def load_run(
         store.check_writable()  # a folder that cannot be written: the run goes on without it
     if store is not None:
         store.new_pass()
-    with remote.opened(path) as copy:  # a remote run is read from a private local copy
+    with remote.opened(path) as copy, _passes_closed():  # a remote run: from a private local copy
         sources, notes = discover(copy.root or path, options)
         wanted = None if epochs is None else epochs_to_reduce(epochs, [s.epoch for s in sources])
         if wanted is None or all(s.epoch in wanted for s in sources):
@@ -485,6 +495,15 @@ def load_run(
     if store is not None:
         store.prune()
     return _relabelled(run, copy) if copy.root else run
+
+
+@contextmanager
+def _passes_closed() -> Iterator[None]:
+    """Long-format passes opened while reading a run are closed when it has been read."""
+    try:
+        yield
+    finally:
+        close_passes()
 
 
 def _relabelled(run: Run, copy: remote.Copy) -> Run:
@@ -516,14 +535,7 @@ def _load_shown(
         items = _in_processes(sources, options, workers, max(1, jobs // workers), cache, task=task)
     else:
         items = (task(source, options, jobs, cache) for source in sources)
-
-    def counted() -> Iterator[ReducedEpoch | CheckedEpoch]:
-        for done, item in enumerate(items, start=1):
-            yield item
-            if on_epoch is not None:
-                on_epoch(done, total)
-
-    return _assemble(path, counted(), notes=notes, shown=wanted)
+    return _assemble(path, _counted(items, total, on_epoch), notes=notes, shown=wanted)
 
 
 def _shown_or_checked(source: EpochSource, options: ReadOptions, threads: int, cache: EpochCache | None,
@@ -562,14 +574,20 @@ def load_sources(
     else:
         fresh = (reduce_cached(source, options, jobs, cache) for source in missing)
     reduced = _in_order(total, found, fresh) if found else fresh
+    return _assemble(path, _counted(reduced, total, on_epoch), notes=notes)
 
-    def counted() -> Iterator[ReducedEpoch]:
-        for done, item in enumerate(reduced, start=1):
+
+def _counted(items: Iterator, total: int, on_epoch: Callable[[int, int], None] | None) -> Iterator:
+    """``items``, ``on_epoch(done, total)`` called after each; closing this closes ``items``."""
+    try:
+        for done, item in enumerate(items, start=1):
             yield item
             if on_epoch is not None:
                 on_epoch(done, total)
-
-    return _assemble(path, counted(), notes=notes)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def _worker_count(sources: list[EpochSource], jobs: int) -> int:
@@ -637,7 +655,7 @@ def _in_processes(
     # Ctrl-C reaches the whole process group: only this process handles it, and it stops the
     # workers (a worker interrupted mid-task would leave the pool waiting for it forever)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                               initializer=_ignore_interrupts)
+                               initializer=_worker_start)
     pending: deque[Future] = deque()
     queued = iter(sources)
     finished = False
@@ -657,13 +675,15 @@ def _in_processes(
         if not finished:  # an error or Ctrl-C: the epochs in flight are not wanted any more
             for process in list(getattr(pool, "_processes", {}).values()):
                 process.terminate()
-        pool.shutdown(wait=finished, cancel_futures=True)
+        # waited for even then (the workers are ending): no pool is left for exit to wait on
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _ignore_interrupts() -> None:
+def _worker_start() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    forget_passes()
 
 
 def build_run(path: str, epochs: Iterable[EpochData], *, notes: tuple[str, ...] = ()) -> Run:
@@ -683,7 +703,18 @@ def _assemble(path: str, epochs: Iterable[ReducedEpoch | CheckedEpoch], *, notes
               shown: frozenset[int] | None = None) -> Run:
     """The run from reduced epochs in reading order: the checks across epochs, the id table.
     With ``shown``, only those epochs become records (the others, reduced or only checked, count
-    in the checks, the id table and the notes alike)."""
+    in the checks, the id table and the notes alike). A check that fails closes ``epochs`` at
+    once (worker processes still reducing later epochs are stopped then, not when it is freed)."""
+    try:
+        return _assembled(path, epochs, notes=notes, shown=shown)
+    finally:
+        close = getattr(epochs, "close", None)
+        if close is not None:
+            close()
+
+
+def _assembled(path: str, epochs: Iterable[ReducedEpoch | CheckedEpoch], *, notes: tuple[str, ...],
+               shown: frozenset[int] | None) -> Run:
     notes = list(notes)
     unreduced: list[tuple[int, str, int]] = []  # (epoch, source, rows) of the epochs not shown
     table = _IdTable()

@@ -16,6 +16,7 @@ import os
 
 from lossacc_cli.errors import InputError
 from lossacc_cli.readers.discover import discover, folder_parts, long_parts
+from lossacc_cli.readers.long import close_passes, forget_passes
 from lossacc_cli.readers.model import CompactStats, EpochData, EpochSource, ReadOptions
 from lossacc_cli.readers.npz import read_npz, stream_npz
 from lossacc_cli.readers.parquet import (
@@ -33,7 +34,9 @@ __all__ = [
     "EpochStream",
     "ReadOptions",
     "StreamRejected",
+    "close_passes",
     "discover",
+    "forget_passes",
     "read_epoch",
     "source_label",
     "stream_epoch",

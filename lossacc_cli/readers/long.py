@@ -192,7 +192,21 @@ def _drop(path: str) -> None:
 
 
 @atexit.register
-def _close_all() -> None:
-    """Passes left open (a caller that did not ask for the last epoch) close their files."""
+def close_passes() -> None:
+    """Close the passes left open (a caller that did not ask for every epoch): their files and
+    Arrow's reads ahead. Called when a run has been read, so that no open file or background read
+    outlives it (nor is inherited by a worker process forked later); a later read starts a new
+    pass."""
     for path in list(_PASSES):
         _drop(path)
+
+
+def forget_passes() -> None:
+    """In a forked worker process: drop the passes inherited from the parent without touching
+    them (their reads ahead ran on the parent's threads, which the child does not have)."""
+    for current in _PASSES.values():
+        _ORPHANS.append(current)  # kept alive, never closed nor freed here
+    _PASSES.clear()
+
+
+_ORPHANS: list[_Pass] = []
