@@ -46,3 +46,38 @@ def test_no_import_cycle_among_the_metrics_modules():
 def test_each_module_imports_alone(module):
     name = "lossacc_cli.metrics" if module == "__init__" else f"lossacc_cli.metrics.{module}"
     subprocess.run([sys.executable, "-c", f"import {name}"], check=True)
+
+
+_LOADED = """
+import sys
+sys.argv = ["lossacc", "analyze", sys.argv[1], "--format", "json", "--no-cache"]
+from lossacc_cli.cli.entry import main
+try:
+    main()
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+print("loaded:", *(m for m in ("pyarrow", "pandas") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("fmt, loaded", [("npz", ""), ("parquet", "pyarrow")])
+def test_a_run_imports_only_the_readers_it_reads_with(tmp_path, fmt, loaded):
+    """An NPZ run never imports Arrow (the Parquet reader is imported by the first Parquet
+    epoch), and no run imports pandas."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    for epoch in (1, 2):
+        ids, labels = np.arange(60), np.arange(60) % 3
+        logits = rng.normal(size=(60, 3)).astype(np.float32)
+        if fmt == "npz":
+            np.savez(tmp_path / f"epoch_{epoch:03d}.npz", sample_ids=ids, label=labels, logits=logits)
+        else:
+            pq.write_table(pa.table({"sample_id": ids, "label": labels,
+                                     "logits": pa.FixedSizeListArray.from_arrays(logits.ravel(), 3)}),
+                           tmp_path / f"epoch_{epoch:03d}.parquet")
+    done = subprocess.run([sys.executable, "-c", _LOADED, str(tmp_path)], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.splitlines()[-1].split()[1:] == loaded.split(), done.stderr

@@ -13,19 +13,17 @@ an epoch never needs to fit in memory twice. Readers never print or exit: proble
 from __future__ import annotations
 
 import os
+import sys
 
 from lossacc_cli.errors import InputError
 from lossacc_cli.readers.discover import discover, folder_parts, long_parts
-from lossacc_cli.readers.long import close_passes, forget_passes
 from lossacc_cli.readers.model import CompactStats, EpochData, EpochSource, ReadOptions
 from lossacc_cli.readers.npz import read_npz, stream_npz
-from lossacc_cli.readers.parquet import (
-    EpochStream,
-    StreamRejected,
-    read_parquet,
-    stream_parquet,
-)
+from lossacc_cli.readers.stream import EpochStream, StreamRejected
 from lossacc_cli.readers.validate import display_path
+
+# The Parquet reader (and Arrow with it) is imported by the first Parquet epoch read: an NPZ run
+# never loads it.
 
 __all__ = [
     "CompactStats",
@@ -66,12 +64,13 @@ def read_epoch(source: EpochSource, options: ReadOptions | None = None) -> Epoch
     """
     options = options or ReadOptions()
     paths, where = _paths(source)
-    if source.fmt == "long":
-        return read_parquet(paths, epoch=source.epoch, where=where, options=options, long=True)
     if source.fmt == "npz":
         return read_npz(paths, epoch=source.epoch, where=where, options=options)
-    if source.fmt == "parquet":
-        return read_parquet(paths, epoch=source.epoch, where=where, options=options)
+    if source.fmt in ("long", "parquet"):
+        from lossacc_cli.readers.parquet import read_parquet
+
+        return read_parquet(paths, epoch=source.epoch, where=where, options=options,
+                            long=source.fmt == "long")
     raise ValueError(f"unknown epoch source format {source.fmt!r}")
 
 
@@ -96,8 +95,24 @@ def stream_epoch(source: EpochSource, options: ReadOptions | None = None) -> Epo
     paths, where = _paths(source)
     if source.fmt == "npz":
         return stream_npz(paths, epoch=source.epoch, where=where, options=options)
+    from lossacc_cli.readers.parquet import stream_parquet
+
     long = source.fmt == "long"
     return stream_parquet(paths, epoch=source.epoch, where=where, options=options, long=long)
+
+
+def close_passes() -> None:
+    """Close what reading long-format files left open (see :mod:`lossacc_cli.readers.long`)."""
+    long = sys.modules.get("lossacc_cli.readers.long")
+    if long is not None:  # never imported: no pass was ever opened
+        long.close_passes()
+
+
+def forget_passes() -> None:
+    """In a forked worker: drop the parent's long-format passes without touching them."""
+    long = sys.modules.get("lossacc_cli.readers.long")
+    if long is not None:
+        long.forget_passes()
 
 
 def source_label(source: EpochSource) -> str:

@@ -31,7 +31,7 @@ import zipfile
 import numpy as np
 
 from lossacc_cli.errors import InputError, input_error
-from lossacc_cli.readers import npz, parquet
+from lossacc_cli.readers import npz
 from lossacc_cli.readers.files import describe, not_regular, open_regular
 from lossacc_cli.readers.model import EpochSource, ReadOptions
 from lossacc_cli.readers.validate import display_path, file_error
@@ -134,7 +134,11 @@ def _discover_file(path: str) -> list[EpochSource]:
 
 
 def _epoch_values(path: str, fmt: str) -> np.ndarray | None:
-    return parquet.epoch_values(path) if fmt == "parquet" else npz.epoch_values(path)
+    if fmt == "parquet":
+        from lossacc_cli.readers.parquet import epoch_values
+
+        return epoch_values(path)
+    return npz.epoch_values(path)
 
 
 def _file_epoch(path: str, fmt: str, values: np.ndarray | None) -> int:
@@ -366,9 +370,11 @@ def _unique_epochs(claims: list[tuple[EpochSource, str]], label: str) -> list[Ep
 
 def _long_folder(root: str, paths: list[str]) -> list[EpochSource]:
     """One source per epoch of a folder of ``part-*`` Parquet files (one long table)."""
+    from lossacc_cli.readers.parquet import epoch_values
+
     found = []
     for path in paths:
-        values = parquet.epoch_values(path)
+        values = epoch_values(path)
         if values is None:
             raise input_error(
                 display_path(path),

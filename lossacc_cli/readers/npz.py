@@ -22,7 +22,7 @@ from lossacc_cli.errors import InputError, input_error
 from lossacc_cli.readers.budget import Budget, npz_member_claim
 from lossacc_cli.readers.files import changed_error, open_regular, same_file
 from lossacc_cli.readers.model import EpochData, ReadOptions
-from lossacc_cli.readers.parquet import (
+from lossacc_cli.readers.stream import (
     STREAM_BATCH_BYTES,
     EpochStream,
     StreamRejected,
@@ -277,7 +277,7 @@ def stream_npz(
     None when the epoch is better read whole: binary or compact layouts, and score arrays in
     Fortran order or with an unusual header. Everything but the scores is read and validated
     first, as :func:`read_npz` does; the scores then arrive in blocks of about
-    :data:`~lossacc_cli.readers.parquet.STREAM_BATCH_BYTES`, checked block by block, and each
+    :data:`~lossacc_cli.readers.stream.STREAM_BATCH_BYTES`, checked block by block, and each
     member's CRC-32 is verified on the way (a damaged member is refused as ``np.load`` refuses it).
     Any problem raises: the caller then reads the epoch with :func:`read_npz`, whose message is
     the one to show.

@@ -26,9 +26,15 @@ from lossacc_cli.readers.budget import Budget, memory_budget, parquet_claim
 from lossacc_cli.readers.files import native_path, open_regular
 from lossacc_cli.readers.footer import footer_bytes, unsafe_chunks
 from lossacc_cli.readers.model import EpochData, ReadOptions
+from lossacc_cli.readers.stream import (
+    STREAM_BATCH_BYTES,
+    EpochStream,
+    StreamRejected,
+    check_scores,
+    score_placeholder,
+)
 from lossacc_cli.readers.validate import (
     CLASS_NAMES_KEY,
-    PROB_TOL,
     Layout,
     RawEpoch,
     build_epoch,
@@ -37,58 +43,6 @@ from lossacc_cli.readers.validate import (
     epoch_numbers,
     file_error,
 )
-
-
-@dataclass(frozen=True, eq=False)
-class EpochStream:
-    """One epoch opened for streaming (shared by the Parquet and NPZ readers).
-
-    ``header`` is the validated epoch without its scores (``scores`` is None, ``kind`` is
-    ``logits`` or ``probs``). ``batches(threads)`` yields the (rows, K) scores in row order, each
-    block checked as :func:`~lossacc_cli.readers.validate.build_epoch` would check the whole
-    matrix; a block that fails raises :class:`StreamRejected`. ``order`` is the memory order the
-    whole matrix would have (``F`` for wide columns). Blocks stay valid after the next one is
-    read (each lives in its own decoded buffer, or is a view of a memory map or of the matrix
-    read so far), so a caller may keep them. ``decoded`` says that reading the blocks is work of its
-    own (Parquet pages, inflating NPZ data), worth a thread while the blocks are reduced.
-    """
-
-    header: EpochData
-    n_classes: int
-    dtype: np.dtype
-    order: str
-    batches: Callable[[bool], Iterator[np.ndarray]]
-    decoded: bool = False
-
-    @property
-    def nbytes(self) -> int:
-        return self.header.n_samples * self.n_classes * self.dtype.itemsize
-
-
-class StreamRejected(InputError):
-    """A block of scores failed a check: read the epoch whole, whose error names the rows."""
-
-
-def score_placeholder(n_rows: int, n_classes: int, dtype: np.dtype) -> np.ndarray:
-    """A read-only (N, K) stand-in for the scores, so that the checks of everything else (lengths,
-    ids, labels against K, class names) run unchanged before the scores are read."""
-    fast = np.float64 if dtype == np.float64 else np.float32  # min/max of float16 are slow
-    return np.broadcast_to(np.zeros((1, n_classes), dtype=fast), (n_rows, n_classes))
-
-
-def check_scores(kind: str, block: np.ndarray, where: str) -> None:
-    """The value checks of build_epoch on one block; raises StreamRejected when any fails."""
-    if block.dtype == np.float16:  # float16 reductions have no fast path
-        block = block.astype(np.float32)
-    low, high = block.min(), block.max()
-    if not (np.isfinite(low) and np.isfinite(high)):
-        raise StreamRejected(f"{where}: non-finite scores")
-    if kind == "probs":
-        sums = block.sum(axis=1, dtype=np.float64)
-        if not (
-            low >= -PROB_TOL and high <= 1 + PROB_TOL and np.abs(sums - 1.0).max() <= PROB_TOL
-        ):
-            raise StreamRejected(f"{where}: probabilities off by more than {PROB_TOL}")
 
 
 LABEL_ALIASES = ("label", "labels", "target", "y_true", "y")
@@ -650,10 +604,6 @@ def wide_matrix(
 
 
 # --- streaming: the scores in record batches --------------------------------------------------
-
-STREAM_BATCH_BYTES = 2 << 20
-"""Score bytes per record batch of a list column. Decoding in batches of ~2 MB keeps the reader's
-own buffers small; a whole-table read peaks at 4-5x the scores."""
 
 WIDE_READ_BYTES = 8 << 20
 """Wide columns are read this many score bytes at a time (whole columns, Arrow decoding them on
