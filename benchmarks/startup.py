@@ -4,7 +4,8 @@ epoch (medians of alternating runs), and the top offenders of ``python -X import
 Usage: python benchmarks/startup.py [--repeat 11] [--top 8]
 
 The issue's targets: ``--version`` <= 0.15 s, ``analyze`` of one tiny epoch <= 0.4 s. The tiny
-epoch (100 samples x 10 classes, list-Parquet) is written to a temporary folder.
+epoch (100 samples x 10 classes, list-Parquet, and the same as NPZ, whose run imports no Arrow) is
+written to a temporary folder.
 """
 
 from __future__ import annotations
@@ -48,10 +49,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lossacc-startup-") as tmp:
         tiny = Path(tmp) / "tiny"
         make_run(tiny, n=100, k=10, epochs=1, layout="list", seed=1)
+        tiny_npz = Path(tmp) / "tiny_npz"
+        make_run(tiny_npz, n=100, k=10, epochs=1, layout="npz", seed=1)
         commands = {
             "--version": ["-m", "lossacc_cli", "--version"],
             "--help": ["-m", "lossacc_cli", "--help"],
             "analyze (1 tiny epoch)": ["-m", "lossacc_cli", "analyze", str(tiny), "--format", "json"],
+            "analyze (1 tiny NPZ epoch)": ["-m", "lossacc_cli", "analyze", str(tiny_npz), "--format",
+                                           "json"],
             "python -c pass": ["-c", "pass"],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
@@ -64,7 +69,7 @@ def main() -> None:
         print(f"{os.cpu_count()} cores, load average {load:.2f}; medians of {args.repeat} alternating runs")
         for name, runs in times.items():
             print(f"  {name}: {statistics.median(runs):.3f} s (min {min(runs):.3f}, max {max(runs):.3f})")
-        for name in ("--version", "analyze (1 tiny epoch)"):
+        for name in ("--version", "analyze (1 tiny epoch)", "analyze (1 tiny NPZ epoch)"):
             print(f"-X importtime, {name}: the {args.top} slowest modules by their own import time")
             for cumulative, own, module in importtime(commands[name], env, args.top):
                 print(f"  {own * 1e3:7.1f} ms own, {cumulative * 1e3:7.1f} ms cumulative  {module}")

@@ -1017,7 +1017,12 @@ runpy.run_module("lossacc_cli", run_name="__main__")
 
 def _interrupt_import(module: str):
     def make(tmp):
-        return Setup(["-c", _INTERRUPT_IMPORT.format(module=module), "analyze", run_dir(tmp)], launcher=True)
+        folder = run_dir(tmp)
+        if module == "pyarrow":  # an NPZ run never imports Arrow: a Parquet run does
+            folder = tmp / "parquet_run"
+            for e in (1, 2):
+                valid_parquet(folder / f"epoch_{e:03d}.parquet", seed=e)
+        return Setup(["-c", _INTERRUPT_IMPORT.format(module=module), "analyze", folder], launcher=True)
 
     return make
 

@@ -171,6 +171,32 @@ def test_output_file_is_written_atomically_and_input_untouched(run_dir, tmp_path
     assert after == before
 
 
+def test_a_report_written_in_parts_is_all_or_nothing(tmp_path):
+    """A document written as it comes (a long JSON report) is the parts joined; a part that fails
+    midway leaves the earlier report in place and no temporary file."""
+    from lossacc_cli.cli.output import write_report
+
+    target = tmp_path / "report.json"
+    write_report(str(target), iter(["{\n", '  "k": "é"', "\n}\n"]))
+    assert target.read_text(encoding="utf-8") == '{\n  "k": "é"\n}\n'
+
+    def failing():
+        yield "{"
+        raise RuntimeError("a bug while encoding")
+
+    with pytest.raises(RuntimeError):
+        write_report(str(target), failing())
+    assert target.read_text(encoding="utf-8") == '{\n  "k": "é"\n}\n'
+    assert os.listdir(tmp_path) == ["report.json"]
+
+
+def test_json_to_stdout_and_to_a_file_are_the_same_bytes(run_dir, tmp_path):
+    folder, _ = run_dir
+    r = _invoke("analyze", folder, "--format", "json")
+    _invoke("analyze", folder, "--format", "json", "--output", tmp_path / "r.json")
+    assert r.exit_code == 0 and r.stdout == (tmp_path / "r.json").read_text(encoding="utf-8")
+
+
 def test_output_into_missing_folder_is_a_usage_error(run_dir, tmp_path):
     folder, _ = run_dir
     r = _invoke("analyze", folder, "--output", tmp_path / "no" / "r.txt")

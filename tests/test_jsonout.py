@@ -161,3 +161,29 @@ def test_long_records_import_no_pandas():
             "print('pandas' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_the_document_comes_in_parts_no_larger_than_a_chunk_of_rows(monkeypatch, arrow):
+    """Joined, the parts are the document; a long table comes a chunk of rows at a time, so
+    a writer never holds the whole text."""
+    import lossacc_cli.render.jsonout as jsonout
+
+    monkeypatch.setattr(jsonout, "RECORDS_CHUNK_ROWS", 40)
+    monkeypatch.setattr(jsonout, "ARROW_CHUNK_ROWS", 40)
+    monkeypatch.setattr(jsonout, "ARROW_MIN_ROWS", 1 if arrow else 10**9)
+    rng = np.random.default_rng(11)
+    body = {"before": {"x": 1.5}, "samples": _records(1000, rng).cleaned(),
+            "more": [_records(3, rng).cleaned()], "after": "end"}
+    doc = document("analyze", body)
+    parts = list(jsonout.dump_parts(doc))
+    assert "".join(parts) == _reference(doc)
+    longest_row = max(len(json.dumps(row, indent=2)) for row in clean(plain(body))["samples"])
+    assert len(parts) >= 1000 // 40 and max(map(len, parts)) <= 40 * (longest_row + 40)
+
+
+def test_a_nan_outside_the_tables_fails_before_any_part():
+    import lossacc_cli.render.jsonout as jsonout
+
+    with pytest.raises(ValueError):
+        jsonout.dump_parts({"x": float("nan"), "rows": Records({"k": np.arange(3)})})

@@ -16,13 +16,14 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from functools import partial
 
 import numpy as np
 
+from lossacc_cli.analysis.workers import in_order
 from lossacc_cli.cache import EpochCache
 from lossacc_cli.errors import InputError, UsageError, format_ids
 from lossacc_cli.metrics.per_sample import SampleStats
@@ -645,44 +646,14 @@ def _in_processes(
     sources: list[EpochSource], options: ReadOptions, workers: int, threads: int,
     cache: EpochCache | None = None, task: Callable = reduce_cached,
 ) -> Iterator[ReducedEpoch]:
-    """Reduce epochs in ``workers`` forked processes; results come back in epoch order, with at
-    most two epochs per worker in flight, so memory stays flat whatever the number of epochs.
-    ``task`` is the per-epoch work (:func:`reduce_cached`'s arguments and result)."""
-    import multiprocessing
-
-    # fork: a worker starts in milliseconds with everything imported; elsewhere, spawn
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    # Ctrl-C reaches the whole process group: only this process handles it, and it stops the
-    # workers (a worker interrupted mid-task would leave the pool waiting for it forever)
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                               initializer=_worker_start)
-    pending: deque[Future] = deque()
-    queued = iter(sources)
-    finished = False
-    try:
-        for source in queued:
-            pending.append(pool.submit(task, source, options, threads, cache))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            result = pending.popleft().result()
-            for source in queued:
-                pending.append(pool.submit(task, source, options, threads, cache))
-                break
-            yield result
-        finished = True
-    finally:
-        if not finished:  # an error or Ctrl-C: the epochs in flight are not wanted any more
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-        # waited for even then (the workers are ending): no pool is left for exit to wait on
-        pool.shutdown(wait=True, cancel_futures=True)
+    """Reduce epochs in ``workers`` processes (:mod:`.workers`); results come back in epoch order,
+    with at most two epochs per worker in flight, so memory stays flat whatever the number of
+    epochs. ``task`` is the per-epoch work (:func:`reduce_cached`'s arguments and result)."""
+    tasks = [(source, options, threads, cache) for source in sources]
+    return in_order(task, tasks, workers, start=_worker_start)
 
 
 def _worker_start() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     forget_passes()
 
 

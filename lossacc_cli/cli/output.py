@@ -27,6 +27,7 @@ import re
 import secrets
 import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from rich.console import Console
@@ -99,10 +100,12 @@ def is_plain(console: Console) -> bool:
     return not console.is_terminal
 
 
-def emit(renderable, doc_text: str | None, *, output: str | None, inert: bool = False) -> None:
+def emit(renderable, doc_text: str | Iterable[str] | None, *, output: str | None,
+         inert: bool = False) -> None:
     """Print the result (table renderable, or the text of a JSON/XML/... document) to stdout, or
     write it to ``output``. Control characters in ``doc_text`` are escaped, unless ``inert`` says
     it was rendered through :class:`Inert` already (its escape codes are rich's own colours).
+    ``doc_text`` may come in consecutive parts (a long JSON document), each written as it comes.
 
     Raises
     ------
@@ -110,8 +113,9 @@ def emit(renderable, doc_text: str | None, *, output: str | None, inert: bool = 
         The output cannot be written (a folder, no space left, permission denied, stdout
         closed); a reader that closed the pipe is no error.
     """
-    if doc_text is not None and not inert:
-        doc_text = shown_lines(doc_text)
+    if doc_text is not None:
+        parts = (doc_text,) if isinstance(doc_text, str) else doc_text
+        doc_text = parts if inert else map(shown_lines, parts)  # per character: by parts alike
     if output and output != STDOUT:
         text = doc_text if doc_text is not None else render_text(renderable, plain=True)
         write_report(output, text)
@@ -120,7 +124,8 @@ def emit(renderable, doc_text: str | None, *, output: str | None, inert: bool = 
         raise OutputError("cannot write the report: stdout is closed; pass --output FILE")
     try:
         if doc_text is not None:
-            sys.stdout.write(doc_text)
+            for part in doc_text:
+                sys.stdout.write(part)
         else:
             stdout_console().print(Inert(renderable))
         sys.stdout.flush()
@@ -257,8 +262,9 @@ def _read_as_epoch(output: str, root: str) -> bool:
     return parent == real_root and bool(_EPOCH_FOLDER.fullmatch(name))
 
 
-def write_report(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` as the module docstring says.
+def write_report(path: str, text: str | Iterable[str]) -> None:
+    """Write ``text`` (UTF-8; a string or its consecutive parts) to ``path`` as the module
+    docstring says.
 
     Raises
     ------
@@ -267,7 +273,7 @@ def write_report(path: str, text: str) -> None:
         a FIFO nobody reads).
     """
     label = f"--output {shown(path)}"
-    data = text.encode("utf-8")
+    data = [text] if isinstance(text, str) else text
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -282,7 +288,7 @@ def write_report(path: str, text: str) -> None:
         _write_replacing(path, data, info, label)
 
 
-def _write_in_place(path: str, data: bytes, label: str) -> None:
+def _write_in_place(path: str, data: Iterable[str], label: str) -> None:
     """A device, FIFO or terminal: opened for writing as it is (no create, no rename)."""
     flags = os.O_WRONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -302,7 +308,7 @@ def _write_in_place(path: str, data: bytes, label: str) -> None:
         os.close(fd)
 
 
-def _write_replacing(path: str, data: bytes, info: os.stat_result | None, label: str) -> None:
+def _write_replacing(path: str, data: Iterable[str], info: os.stat_result | None, label: str) -> None:
     """A temporary file beside the target, renamed over it once complete."""
     target = os.path.realpath(path) if os.path.islink(path) else path
     folder = os.path.dirname(target) or "."
@@ -334,8 +340,10 @@ def _write_replacing(path: str, data: bytes, info: os.stat_result | None, label:
         raise
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _write_all(fd: int, data: Iterable[str]) -> None:
+    """Each part of ``data``, UTF-8, one after the other (one part's bytes at a time)."""
+    for part in data:
+        view = memoryview(part.encode("utf-8"))
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]

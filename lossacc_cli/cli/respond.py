@@ -16,7 +16,7 @@ from rich.console import Console
 
 from lossacc_cli.cli.options import ColorChoice, Format
 from lossacc_cli.cli.output import Inert, emit
-from lossacc_cli.render.jsonout import document, dumps
+from lossacc_cli.render.jsonout import document, dump_parts
 
 UNWRAPPED = 1 << 16
 """The width plain output is laid out at: wide enough that nothing wraps."""
@@ -57,7 +57,7 @@ def respond(command: str, fmt: Format, output: str | None, body: Callable[[], di
     """Print (or write to ``output``) the JSON document from ``body()`` or the view from
     ``view(plain)``."""
     if fmt is Format.json:
-        emit(None, dumps(document(command, body())), output=output)
+        emit(None, dump_parts(document(command, body())), output=output)
         return
     to_file = bool(output) and output != "-"
     if to_file or not stdout_is_terminal():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -131,6 +131,14 @@ def plain(value):
 def dumps(doc: dict) -> str:
     """``json.dumps(doc, indent=2, allow_nan=False)``, byte for byte, with :class:`Records`
     written from their columns (each column by the C encoder, the rows by one format string)."""
+    return "".join(dump_parts(doc))
+
+
+def dump_parts(doc: dict) -> Iterator[str]:
+    """The text of :func:`dumps` in consecutive parts, a table's rows a chunk at a time, for a
+    writer that writes each part as it comes: the whole document is never held (a million
+    flagged samples: 71 MB of text, held once by :func:`dumps` and again by its encoding).
+    Anything that fails (a NaN outside a table) fails before the first part."""
     tables: dict[str, Records] = {}
 
     def mark(value):
@@ -145,16 +153,20 @@ def dumps(doc: dict) -> str:
         return value
 
     text = json.dumps(mark(doc), indent=2, allow_nan=False)
-    parts, at = [], 0
+    return _filled(text, tables)
+
+
+def _filled(text: str, tables: dict[str, Records]) -> Iterator[str]:
+    at = 0
     for token, table in tables.items():  # in order of appearance: json.dumps keeps dict order
         quoted = json.dumps(token)
         found = text.index(quoted, at)
         indent = text[text.rfind("\n", 0, found) + 1 :]
         indent = indent[: len(indent) - len(indent.lstrip(" "))]
-        parts += [text[at:found], *_records_parts(table, indent)]
+        yield text[at:found]
+        yield from _records_parts(table, indent)
         at = found + len(quoted)
-    parts += [text[at:], "\n"]
-    return "".join(parts)  # one copy of the whole text
+    yield text[at:] + "\n"
 
 
 RECORDS_CHUNK_ROWS = 1 << 14
@@ -175,30 +187,32 @@ def _records_text(table: Records, indent: str, *, arrow_min_rows: int | None = N
     return "".join(_records_parts(table, indent, arrow_min_rows=arrow_min_rows))
 
 
-def _records_parts(table: Records, indent: str, *, arrow_min_rows: int | None = None) -> list[str]:
-    """:func:`_records_text` in pieces (joined once, with the rest of the document)."""
+def _records_parts(table: Records, indent: str, *, arrow_min_rows: int | None = None) -> Iterator[str]:
+    """:func:`_records_text` in pieces, a chunk of rows at a time."""
     n = len(table)
     if n == 0:
-        return ["[]"]
+        yield "[]"
+        return
     if not table.columns:
-        return ["[\n" + ",\n".join([indent + "  {}"] * n) + "\n" + indent + "]"]
+        yield "[\n" + ",\n".join([indent + "  {}"] * n) + "\n" + indent + "]"
+        return
     inner = indent + "    "
     keys = [json.dumps(str(key)) for key in table.columns]
+    yield "[\n"
     if n >= (ARROW_MIN_ROWS if arrow_min_rows is None else arrow_min_rows):
-        rows = _arrow_rows(table, indent, keys)
-        rows[0] = rows[0][2:]  # the first row has no ",\n" before it
-        return ["[\n", *rows, "\n" + indent + "]"]
-    fields = [inner + key.replace("%", "%%") + ": %s" for key in keys]
-    row = indent + "  {\n" + ",\n".join(fields) + "\n" + indent + "  }"
-    parts = []
-    for start in range(0, n, RECORDS_CHUNK_ROWS):
-        columns = table.lists(rows=slice(start, start + RECORDS_CHUNK_ROWS))
-        encoded = [_encode_scalars(values) for values in columns.values()]
-        parts.append(",\n".join([row % values for values in zip(*encoded)]))
-    return ["[\n", ",\n".join(parts), "\n" + indent + "]"]
+        for i, rows in enumerate(_arrow_rows(table, indent, keys)):
+            yield rows[2:] if i == 0 else rows  # the first row has no ",\n" before it
+    else:
+        fields = [inner + key.replace("%", "%%") + ": %s" for key in keys]
+        row = indent + "  {\n" + ",\n".join(fields) + "\n" + indent + "  }"
+        for start in range(0, n, RECORDS_CHUNK_ROWS):
+            columns = table.lists(rows=slice(start, start + RECORDS_CHUNK_ROWS))
+            encoded = [_encode_scalars(values) for values in columns.values()]
+            yield ("" if start == 0 else ",\n") + ",\n".join([row % values for values in zip(*encoded)])
+    yield "\n" + indent + "]"
 
 
-def _arrow_rows(table: Records, indent: str, keys: list[str]) -> list[str]:
+def _arrow_rows(table: Records, indent: str, keys: list[str]) -> Iterator[str]:
     """Every row of ``table``, each preceded by ``,\\n``, written by Arrow's kernels (a string
     per chunk of rows)."""
     from lossacc_cli.render.json_columns import column_texts, row_texts
@@ -207,7 +221,6 @@ def _arrow_rows(table: Records, indent: str, keys: list[str]) -> list[str]:
     heads = [",\n" + indent + "  {\n" + inner + keys[0] + ": "]
     heads += [",\n" + inner + key + ": " for key in keys[1:]]
     tail = "\n" + indent + "  }"
-    parts = []
     for start in range(0, len(table), ARROW_CHUNK_ROWS):
         rows = slice(start, start + ARROW_CHUNK_ROWS)
         pieces = []
@@ -215,8 +228,7 @@ def _arrow_rows(table: Records, indent: str, keys: list[str]) -> list[str]:
             present = table.present.get(key)
             missing = None if present is None else ~np.asarray(present, dtype=bool)[rows]
             pieces += [head, column_texts(table.columns[key][rows], missing, table.finite)]
-        parts.append(row_texts([*pieces, tail]))
-    return parts
+        yield row_texts([*pieces, tail])
 
 
 def _encode_scalars(values: list) -> list[str]:
