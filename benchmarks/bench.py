@@ -11,8 +11,10 @@ instead). For every workload, in alternating order (lossacc, then each peer, rep
 ``--repeat`` times after one untimed warm-up run of each, which also fills the page cache), each
 program runs in a fresh process as a user would run it:
 
-- ``lossacc analyze DIR --format json`` with its JSON to /dev/null (the warm-up run's JSON is kept
-  to check the peers' loss and accuracy against it);
+- ``lossacc analyze DIR --format json --no-cache`` with its JSON to /dev/null (the warm-up run's
+  JSON is kept to check the peers' loss and accuracy against it): every run reduces every epoch,
+  as the peers do. ``--cached`` measures instead what a second look at the same run costs: the
+  per-epoch cache in a private folder (filled by the warm-up run, removed afterwards);
 - the peers of ``benchmarks/peer_pipeline.py`` (pandas + scikit-learn, torch + torchmetrics on the
   CPU, netcal), which compute only each epoch's loss, accuracy and one binned ECE, in the
   interpreter given by ``--peer-python`` (the ``benchpeers`` extra; a CPU build of torch);
@@ -274,8 +276,14 @@ def floor_cmd(folder: Path, layout: str) -> list[str]:
     return [sys.executable, __file__, "--floor", json.dumps([str(folder), layout])]
 
 
+CACHED = False
+"""``--cached``: lossacc runs use the per-epoch cache (in a private folder) instead of --no-cache."""
+
+
 def lossacc_cmd(path: Path, jobs: int | None) -> list[str]:
     cmd = [sys.executable, "-m", "lossacc_cli", "analyze", str(path), "--format", "json"]
+    if not CACHED:
+        cmd.append("--no-cache")
     if jobs is not None:
         cmd += ["--jobs", str(jobs)]
     return cmd
@@ -305,6 +313,8 @@ def main() -> None:
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers to run")
     parser.add_argument("--growth", action="store_true", help="per-epoch growth of the peak RSS")
     parser.add_argument("--keep", type=Path, default=None, help="write the data here and keep it")
+    parser.add_argument("--cached", action="store_true",
+                        help="lossacc with its per-epoch cache (private folder), not --no-cache")
     parser.add_argument("--generate", help=argparse.SUPPRESS)
     parser.add_argument("--floor", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -316,16 +326,21 @@ def main() -> None:
         print(decode_floor(*json.loads(args.floor)))
         return
 
+    global CACHED
+    CACHED = args.cached
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("NO_COLOR", "1")
+    cache_dir = tempfile.mkdtemp(prefix="lossacc-bench-cache-")  # never the user's own cache
+    env["LOSSACC_CACHE_DIR"] = cache_dir
     peers = [p for p in args.peers.split(",") if p] if args.peer_python else []
     selected = [c for c in cases(args.scale) if not args.only or c.name in args.only.split(",")]
     base = args.keep or Path(tempfile.mkdtemp(prefix="lossacc-bench-"))
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"at the start; python {sys.version.split()[0]}; numpy {np.__version__}; pyarrow "
-          f"{pa.__version__}; {args.repeat} timed runs each (medians), alternating")
+          f"{pa.__version__}; {args.repeat} timed runs each (medians), alternating; lossacc "
+          f"{'with its per-epoch cache (warm)' if CACHED else 'with --no-cache'}")
     # start-up: every program importing what it needs and exiting, in alternating rounds too, and
     # again in each workload's rounds (the load of a shared machine moves between workloads)
     startup_cmds = {"lossacc": [sys.executable, "-m", "lossacc_cli", "--version"]}
@@ -396,6 +411,7 @@ def main() -> None:
             if args.keep is None:
                 shutil.rmtree(folder)
     finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
     print("\n| workload | lossacc wall / work / peak | decode floor (floor/work) | "
