@@ -363,6 +363,25 @@ def test_equal_mass_bins_are_the_stable_sort_cut(values, n_bins):
         assert (t.lower[b], t.upper[b]) == (conf[inside].min(), conf[inside].max())
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.1, 0.5, 0.5, 0.9, 1.0]) | st.floats(0, 1), min_size=1,
+                max_size=200),
+       st.integers(1, 20))
+def test_equal_mass_bin_of_every_sample_is_the_stable_sort_cut(values, n_bins):
+    from lossacc_cli.metrics.calibration import _rank_bins
+
+    conf = np.array(values)
+    nb = min(n_bins, conf.size)
+    sizes = np.full(nb, conf.size // nb)
+    sizes[: conf.size % nb] += 1
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    bins, lower, upper = _rank_bins(conf, starts, sizes)
+    np.testing.assert_array_equal(bins, _mass_bins_by_stable_sort(conf, n_bins))
+    ranked = np.sort(conf)
+    np.testing.assert_array_equal(lower, ranked[starts])
+    np.testing.assert_array_equal(upper, ranked[starts + sizes - 1])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tied_logits_give_a_plain_zero_margin_and_a_shared_confidence(dtype):
     # z[label] - max_{k != label} z_k = 0 on a tie, +0.0 (printed "0", never "-0")
