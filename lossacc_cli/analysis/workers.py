@@ -13,7 +13,6 @@ both the pool's shutdown and the interpreter's exit wait for that thread, for ev
 
 from __future__ import annotations
 
-import multiprocessing
 import signal
 from collections.abc import Callable, Iterator, Sequence
 
@@ -34,6 +33,8 @@ def in_order(fn: Callable, tasks: Sequence[tuple], workers: int, *, ahead: int =
     Workers ignore Ctrl-C (it reaches the whole process group): this process gets it and stops
     them. It is held back while they start (not lost: it arrives once they have), so that none
     is interrupted before it could ignore it."""
+    import multiprocessing  # 16 ms: only a run that uses workers imports it
+
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     processes: list = []
