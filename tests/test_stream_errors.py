@@ -243,3 +243,57 @@ def test_a_stream_closes_its_files(tmp_path, monkeypatch):
             for _ in stream.blocks():
                 pass
         assert len(os.listdir("/proc/self/fd")) == before
+
+
+def _either(source, options=None):
+    """The error both paths give (the stream may decline, from the directory, to stream)."""
+    options = options or ReadOptions()
+    whole_error, _ = _whole(source, options)
+    try:
+        stream = stream_epoch(source, options)
+        if stream is None:
+            return whole_error
+        with stream:
+            for _ in stream.blocks():
+                pass
+            stream.epoch
+        stream_error = None
+    except InputError as exc:
+        stream_error = str(exc)
+    assert stream_error == whole_error
+    return whole_error
+
+
+@pytest.mark.parametrize("index", [776, 941])
+def test_damaged_zip_directories_of_the_fuzzer_give_the_whole_read_message(tmp_path, index):
+    from tests.fuzz_inputs import DEFAULT_SEED, build_case
+
+    path = build_case(index, DEFAULT_SEED).write(tmp_path / "case")
+    sources, _ = discover(path)
+    for source in sources:
+        _either(source)
+
+
+@pytest.mark.parametrize("sizes", [(1, None), (None, 10), (10**6, None), ("+8", None)])
+def test_a_stored_member_whose_directory_sizes_disagree(tmp_path, sizes):
+    """A stored member whose sizes in the zip directory disagree (with each other, or with its
+    .npy header) is judged as the whole read judges it, damaged data included."""
+    import struct
+    import zipfile
+
+    path = _write(tmp_path, "npz", "logits", _scores("logits"))
+    info = zipfile.ZipFile(path).getinfo("logits.npy")
+    data = bytearray(path.read_bytes())
+    entry = next(at for at in range(len(data) - 56) if data[at : at + 4] == b"PK\x01\x02"
+                 and data[at + 46 : at + 56] == info.filename.encode())
+    compressed, uncompressed = sizes
+    if compressed == "+8":
+        compressed = info.compress_size + 8
+        data[info.header_offset + 200] ^= 0x01  # a bit of the logits: the CRC-32 no longer matches
+    if compressed is not None:
+        struct.pack_into("<I", data, entry + 20, compressed)
+    if uncompressed is not None:
+        struct.pack_into("<I", data, entry + 24, uncompressed)
+    path.write_bytes(bytes(data))
+    (source,), _ = discover(path)
+    _either(source)
