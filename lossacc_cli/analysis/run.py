@@ -271,7 +271,7 @@ def _reduced(data: EpochData, stats: SampleStats, summary: EpochSummary, streame
 def reduce_source(source: EpochSource, options: ReadOptions, threads: int = 1) -> ReducedEpoch:
     """Read and reduce one epoch, streaming its scores when the layout allows (the readers decide
     before reading a score; either path raises the same error for the same file)."""
-    stream = stream_epoch(source, options)
+    stream = stream_epoch(source, options, threads=threads > 1)
     if stream is None:
         data = read_epoch(source, options)
         summary, stats = reduce_epoch(data)
@@ -325,7 +325,7 @@ def check_source(source: EpochSource, options: ReadOptions) -> CheckedEpoch:
         header = stream.header
         clipped: list[np.ndarray] | None = [np.zeros(0, dtype=bool)] if header.kind == "probs" else None
         start = 0
-        for block in stream.blocks(False):
+        for block in stream.blocks():
             if clipped is not None:
                 clipped.append(clipped_rows(header.kind, header.labels[start : start + block.shape[0]], block))
             start += block.shape[0]
@@ -354,7 +354,7 @@ def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, Sam
     # The temperature passes use every thread.
     reducing = max(1, threads - 1) if stream.decoded else threads
     with _workers(reducing) as pool:
-        batches = stream.blocks(threads > 1)
+        batches = stream.blocks()
         if threads > 1:
             batches = _prefetch(batches)
         pending: deque[Future] = deque()

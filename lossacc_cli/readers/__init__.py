@@ -76,8 +76,11 @@ def read_epoch(source: EpochSource, options: ReadOptions | None = None) -> Epoch
     raise ValueError(f"unknown epoch source format {source.fmt!r}")
 
 
-def stream_epoch(source: EpochSource, options: ReadOptions | None = None) -> EpochStream | None:
-    """Open the epoch :func:`discover` found for streaming its (N, K) scores.
+def stream_epoch(
+    source: EpochSource, options: ReadOptions | None = None, *, threads: bool = False
+) -> EpochStream | None:
+    """Open the epoch :func:`discover` found for streaming its (N, K) scores; with ``threads`` the
+    reader may decode Parquet pages on several threads.
 
     Returns
     -------
@@ -99,7 +102,8 @@ def stream_epoch(source: EpochSource, options: ReadOptions | None = None) -> Epo
     from lossacc_cli.readers.parquet import stream_parquet
 
     long = source.fmt == "long"
-    return stream_parquet(paths, epoch=source.epoch, where=where, options=options, long=long)
+    return stream_parquet(paths, epoch=source.epoch, where=where, options=options, long=long,
+                          threads=threads)
 
 
 def close_passes() -> None:

@@ -349,8 +349,7 @@ def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions,
         )
     header = build_header(raw, (n_rows, members[0].shape[1]), dtype)
 
-    def read(threads: bool) -> Iterator[np.ndarray]:
-        del threads  # nothing to decode on threads
+    def read() -> Iterator[np.ndarray]:
         for member in members:
             for block in member.blocks():
                 yield block if block.dtype == dtype else block.astype(dtype)

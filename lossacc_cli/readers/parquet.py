@@ -590,6 +590,7 @@ def stream_parquet(
     where: str,
     options: ReadOptions,
     long: bool = False,
+    threads: bool = False,
 ) -> EpochStream | None:
     """Open one epoch for streaming its (N, K) scores; None, decided from the schema before any
     score is read, for layouts read whole (binary, compact, score columns of another type) and for
@@ -605,7 +606,7 @@ def stream_parquet(
         return None
     files = ExitStack()
     try:
-        stream = _open_stream(paths, epoch, where, options, long, files)
+        stream = _open_stream(paths, epoch, where, options, long, threads, files)
     except BaseException as exc:
         files.__exit__(type(exc), exc, exc.__traceback__)  # the files word their own faults
         raise
@@ -627,7 +628,7 @@ class _Part:
 
 
 def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions, long: bool,
-                 files: ExitStack) -> EpochStream | None:
+                 threads: bool, files: ExitStack) -> EpochStream | None:
     layout: Layout | None = None
     types: dict[str, pa.DataType] = {}
     class_names = None
@@ -671,12 +672,12 @@ def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions,
     raw.notes.extend(split_notes)
     n_rows = table.num_rows
     if len(layout.scores) > 1:
-        matrix = _wide_fill(parts, layout, types, where, raw.ids, n_rows)
+        matrix = _wide_fill(parts, layout, types, where, raw.ids, n_rows, threads)
         dtype, n_classes = matrix.dtype, matrix.shape[1]
-        read: Callable[[bool], Iterator[np.ndarray]] = partial(_wide_blocks, matrix)
+        read: Callable[[], Iterator[np.ndarray]] = partial(_wide_blocks, matrix)
     else:
         lists = _ListCheck(where, layout.scores[0], raw.ids, types[layout.scores[0]])
-        arrays = _list_arrays(parts, layout.scores[0], lists)
+        arrays = _list_arrays(parts, layout.scores[0], lists, threads)
         n_classes, arrays = lists.peek(arrays)
         dtype = lists.dtype
         read = partial(_list_blocks, arrays, lists)
@@ -684,7 +685,7 @@ def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions,
         header = build_header(raw, (n_rows, n_classes), dtype)
     except InputError:
         # the whole read checks the lists before the header: their fault, if any, is the one
-        for _ in read(False):
+        for _ in read():
             pass
         raise
     return EpochStream(
@@ -736,7 +737,7 @@ def _decoded_bytes(meta: pq.FileMetaData, groups: list[int]) -> int:
     return sum(meta.row_group(g).total_byte_size for g in groups)
 
 
-def _list_arrays(parts: list[_Part], name: str, lists: _ListCheck) -> Iterator[pa.Array]:
+def _list_arrays(parts: list[_Part], name: str, lists: _ListCheck, threads: bool) -> Iterator[pa.Array]:
     """The score lists of the epoch's rows, batch by batch: from the table already read, or
     decoded as they are asked for (Arrow's system allocator then hands each batch's buffers back
     as soon as it is done with; its default pool keeps tens of MB per thread)."""
@@ -751,7 +752,7 @@ def _list_arrays(parts: list[_Part], name: str, lists: _ListCheck) -> Iterator[p
             batches = iter(part.scores.to_batches(max_chunksize=rows))
         else:
             batches = part.parquet_file.iter_batches(
-                batch_size=rows, row_groups=part.groups, columns=[name], use_threads=True,
+                batch_size=rows, row_groups=part.groups, columns=[name], use_threads=threads,
             )
         at = 0
         for batch in batches:
@@ -766,11 +767,10 @@ def _list_arrays(parts: list[_Part], name: str, lists: _ListCheck) -> Iterator[p
             yield array
 
 
-def _list_blocks(arrays: Iterator[pa.Array], lists: _ListCheck, threads: bool) -> Iterator[np.ndarray]:
+def _list_blocks(arrays: Iterator[pa.Array], lists: _ListCheck) -> Iterator[np.ndarray]:
     """The checked blocks of a list column. The system allocator hands the decode buffers back as
     soon as a batch is done with; Arrow's default pool keeps them (tens of MB per thread), which
     the peak would show."""
-    del threads  # the batches decode on Arrow's threads
     previous = pa.default_memory_pool()
     pa.set_memory_pool(pa.system_memory_pool())
     try:
@@ -783,8 +783,7 @@ def _list_blocks(arrays: Iterator[pa.Array], lists: _ListCheck, threads: bool) -
         pa.set_memory_pool(previous)
 
 
-def _wide_blocks(matrix: np.ndarray, threads: bool) -> Iterator[np.ndarray]:
-    del threads
+def _wide_blocks(matrix: np.ndarray) -> Iterator[np.ndarray]:
     rows = max(1, STREAM_BATCH_BYTES // max(1, matrix.shape[1] * matrix.dtype.itemsize))
     for start in range(0, matrix.shape[0], rows):
         yield matrix[start : start + rows]
@@ -810,7 +809,7 @@ def _masks(kept: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
 
 
 def _wide_fill(parts: list[_Part], layout: Layout, types: dict[str, pa.DataType], where: str,
-               ids: np.ndarray | None, n_rows: int) -> np.ndarray:
+               ids: np.ndarray | None, n_rows: int, threads: bool) -> np.ndarray:
     """Read the wide columns of the epoch's rows into a (K, N) array, a few columns at a time;
     returns its transpose, the (N, K) score matrix. Nulls are reported as :func:`wide_matrix`
     reports them (the first column holding any, every row of it)."""
@@ -830,7 +829,8 @@ def _wide_fill(parts: list[_Part], layout: Layout, types: dict[str, pa.DataType]
             if part.scores is not None:
                 read = part.scores.select(chunk)
             else:
-                read = part.parquet_file.read_row_groups(part.groups, columns=chunk, use_threads=True)
+                read = part.parquet_file.read_row_groups(part.groups, columns=chunk,
+                                                         use_threads=threads)
             for offset, name in enumerate(chunk):
                 column = read.column(name)
                 if mask is not None:

@@ -24,7 +24,7 @@ class EpochStream:
     scores alike)::
 
         with stream_epoch(source, options) as stream:
-            for block in stream.blocks(threads):
+            for block in stream.blocks():
                 ...
             epoch = stream.epoch
 
@@ -51,7 +51,7 @@ class EpochStream:
         *,
         dtype: np.dtype,
         order: str,
-        read: Callable[[bool], Iterator[np.ndarray]],
+        read: Callable[[], Iterator[np.ndarray]],
         files: ExitStack,
         decoded: bool = False,
     ) -> None:
@@ -67,9 +67,9 @@ class EpochStream:
     def nbytes(self) -> int:
         return self.header.n_samples * self.n_classes * self.dtype.itemsize
 
-    def blocks(self, threads: bool = False) -> Iterator[np.ndarray]:
-        """The checked score blocks in row order (``threads``: the reader may decode on several)."""
-        for block in self._read(threads):
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The checked score blocks in row order."""
+        for block in self._read():
             checked = self._check.add(block)
             if checked is not None:
                 yield checked
