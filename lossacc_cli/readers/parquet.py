@@ -636,7 +636,7 @@ def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions,
     parts: list[_Part] = []
     budget = Budget(where)
     for path in paths:
-        parquet_file = files.enter_context(open_parquet(path, buffer_size=1 << 20))
+        parquet_file = files.enter_context(open_parquet(path, **_stream_options(path)))
         schema = parquet_file.schema_arrow
         if layout is None:
             layout = _choose_layout(schema, where, options)
@@ -677,6 +677,12 @@ def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions,
         read: Callable[[], Iterator[np.ndarray]] = partial(_wide_blocks, matrix)
     else:
         lists = _ListCheck(where, layout.scores[0], raw.ids, types[layout.scores[0]])
+        if any(part.scores is None for part in parts):
+            # The system allocator hands the decode buffers back as soon as a batch is done with;
+            # Arrow's default pool keeps them (tens of MB per thread), which the peak would show.
+            # Set from the first batch read (here, to learn K) until the stream is closed.
+            files.callback(pa.set_memory_pool, pa.default_memory_pool())
+            pa.set_memory_pool(pa.system_memory_pool())
         arrays = _list_arrays(parts, layout.scores[0], lists, threads)
         n_classes, arrays = lists.peek(arrays)
         dtype = lists.dtype
@@ -694,6 +700,17 @@ def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions,
         # list columns decode batch by batch (unless read with the rest); wide ones were read
         decoded=len(layout.scores) == 1 and any(part.scores is None for part in parts),
     )
+
+
+def _stream_options(path: str) -> dict[str, object]:
+    """How to open a file whose scores may stream: a large one reads its pages as the batches
+    want them, through a small buffer (Arrow's pre-buffering would hold whole column chunks); a
+    small one as the whole read opens it."""
+    try:
+        small = os.stat(path).st_size <= SMALL_FILE_BYTES
+    except OSError:
+        small = True  # opening it reports the problem
+    return {} if small else {"pre_buffer": False, "buffer_size": 1 << 20}
 
 
 def _streams(layout: Layout, types: dict[str, pa.DataType]) -> bool:
@@ -768,19 +785,12 @@ def _list_arrays(parts: list[_Part], name: str, lists: _ListCheck, threads: bool
 
 
 def _list_blocks(arrays: Iterator[pa.Array], lists: _ListCheck) -> Iterator[np.ndarray]:
-    """The checked blocks of a list column. The system allocator hands the decode buffers back as
-    soon as a batch is done with; Arrow's default pool keeps them (tens of MB per thread), which
-    the peak would show."""
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        for array in arrays:
-            block = lists.add(array)
-            if block is not None:
-                yield block
-        lists.finish()
-    finally:
-        pa.set_memory_pool(previous)
+    """The blocks of a list column whose structure passed :class:`_ListCheck`."""
+    for array in arrays:
+        block = lists.add(array)
+        if block is not None:
+            yield block
+    lists.finish()
 
 
 def _wide_blocks(matrix: np.ndarray) -> Iterator[np.ndarray]:
