@@ -1119,15 +1119,15 @@ def _two_unfinished(tmp):
 _REWRITE = """
 import os, sys
 import lossacc_cli.readers.npz as npz
-target, check = sys.argv[1], npz.check_scores
+target, read = sys.argv[1], npz._pread_into
 state = {"blocks": 0}
-def truncating(kind, block, where):
-    state["blocks"] += where.endswith("epoch_2.npz")
+def truncating(fd, view, offset, label):
+    state["blocks"] += label.endswith("epoch_2.npz")
     if state["blocks"] == 2:  # a writer rewrites the file in place after its first block
         with open(target, "r+b") as handle:
             handle.truncate(4096)
-    return check(kind, block, where)
-npz.check_scores = truncating
+    return read(fd, view, offset, label)
+npz._pread_into = truncating
 sys.argv = ["lossacc", "analyze", os.path.dirname(target), "--format", "json", "--jobs", "1"]
 import runpy
 runpy.run_module("lossacc_cli", run_name="__main__")

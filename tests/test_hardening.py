@@ -961,9 +961,9 @@ _WARN_AND_RUN = """
 import sys, warnings
 import lossacc_cli.analysis.run as run
 reduce_epoch = run.reduce_epoch
-def noisy(data):
+def noisy(data, *threads):
     warnings.warn("Mean of empty slice", RuntimeWarning)
-    return reduce_epoch(data)
+    return reduce_epoch(data, *threads)
 run.reduce_epoch = noisy
 from lossacc_cli.cli.app import app
 app(sys.argv[1:])

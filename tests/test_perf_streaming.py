@@ -232,9 +232,10 @@ def test_probabilities_off_by_more_than_the_tolerance(tmp_path, small_batches):
     _write(tmp_path / "epoch_001.parquet", "list", "probs", probs, labels, np.arange(2000))
     (source,), _ = discover(tmp_path)
     assert "--renormalize" in _same_error(source)
-    # with --renormalize the epoch is read whole and renormalised, with the reader's note
+    # with --renormalize the epoch streams too, renormalised block by block, with the reader's note
     options = ReadOptions(renormalize=True)
     reduced = reduce_source(source, options, 2)
+    assert reduced.streamed
     data = read_epoch(source, options)
     _assert_same(sample_stats(data), reduced.stats, skip=RECAL_FIELDS)
     assert reduced.notes == data.notes and any("renormalised" in n for n in reduced.notes)

@@ -269,22 +269,17 @@ def _reduced(data: EpochData, stats: SampleStats, summary: EpochSummary, streame
 
 
 def reduce_source(source: EpochSource, options: ReadOptions, threads: int = 1) -> ReducedEpoch:
-    """Read and reduce one epoch, streaming its scores when the layout allows.
-
-    Any problem on the streaming path sends the epoch to :func:`read_epoch`, which reads it whole:
-    its error (or its result) is the one that counts, so messages never depend on the path taken.
-    """
-    try:
-        stream = stream_epoch(source, options)
-        if stream is not None:
-            # one argument when one thread: reduce_epoch is the per-epoch hook wrappers replace
-            summary, stats = reduce_epoch(stream) if threads == 1 else reduce_epoch(stream, threads)
-            return _reduced(stream.header, stats, summary, streamed=True)
-    except Exception:  # noqa: BLE001, S110 - read_epoch below reports (or recovers from) the fault
-        pass
-    data = read_epoch(source, options)
-    summary, stats = reduce_epoch(data)
-    return _reduced(data, stats, summary, streamed=False)
+    """Read and reduce one epoch, streaming its scores when the layout allows (the readers decide
+    before reading a score; either path raises the same error for the same file)."""
+    stream = stream_epoch(source, options, threads=threads > 1)
+    if stream is None:
+        data = read_epoch(source, options)
+        summary, stats = reduce_epoch(data)
+        return _reduced(data, stats, summary, streamed=False)
+    with stream:
+        # one argument when one thread: reduce_epoch is the per-epoch hook wrappers replace
+        summary, stats = reduce_epoch(stream) if threads == 1 else reduce_epoch(stream, threads)
+        return _reduced(stream.epoch, stats, summary, streamed=True)
 
 
 def reduce_cached(source: EpochSource, options: ReadOptions, threads: int = 1,
@@ -320,23 +315,21 @@ def _checked(data: EpochData, clipped: np.ndarray | None) -> CheckedEpoch:
 
 def check_source(source: EpochSource, options: ReadOptions) -> CheckedEpoch:
     """Read and check one epoch exactly as :func:`reduce_source` does (its scores streamed block by
-    block when the layout allows, else read whole, whose error is the one that counts), without
-    reducing it: the values are checked, the scores not reduced."""
-    try:
-        stream = stream_epoch(source, options)
-        if stream is not None:
-            header = stream.header
-            clipped: list[np.ndarray] | None = [np.zeros(0, dtype=bool)] if header.kind == "probs" else None
-            start = 0
-            for block in stream.batches(False):
-                if clipped is not None:
-                    clipped.append(clipped_rows(header.kind, header.labels[start : start + block.shape[0]], block))
-                start += block.shape[0]
-            return _checked(header, None if clipped is None else np.concatenate(clipped))
-    except Exception:  # noqa: BLE001, S110 - read_epoch below reports (or recovers from) the fault
-        pass
-    data = read_epoch(source, options)
-    return _checked(data, clipped_rows(data.kind, data.labels, data.scores))
+    block when the layout allows, else read whole), without reducing it: the values are checked,
+    the scores not reduced."""
+    stream = stream_epoch(source, options)
+    if stream is None:
+        data = read_epoch(source, options)
+        return _checked(data, clipped_rows(data.kind, data.labels, data.scores))
+    with stream:
+        header = stream.header
+        clipped: list[np.ndarray] | None = [np.zeros(0, dtype=bool)] if header.kind == "probs" else None
+        start = 0
+        for block in stream.blocks():
+            if clipped is not None:
+                clipped.append(clipped_rows(header.kind, header.labels[start : start + block.shape[0]], block))
+            start += block.shape[0]
+        return _checked(stream.epoch, None if clipped is None else np.concatenate(clipped))
 
 
 def check_cached(source: EpochSource, options: ReadOptions,
@@ -361,7 +354,7 @@ def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, Sam
     # The temperature passes use every thread.
     reducing = max(1, threads - 1) if stream.decoded else threads
     with _workers(reducing) as pool:
-        batches = stream.batches(threads > 1)
+        batches = stream.blocks()
         if threads > 1:
             batches = _prefetch(batches)
         pending: deque[Future] = deque()

@@ -2,11 +2,14 @@
 
 >>> sources, notes = discover("preds/")                     # doctest: +SKIP
 >>> epoch = read_epoch(sources[-1], ReadOptions())          # doctest: +SKIP
->>> stream = stream_epoch(sources[-1], ReadOptions())       # doctest: +SKIP
+>>> with stream_epoch(sources[-1], ReadOptions()) as stream:   # doctest: +SKIP
+...     for block in stream.blocks():
+...         ...
 
 :func:`read_epoch` returns the whole epoch; :func:`stream_epoch` validates everything but the
-scores and hands the (N, K) scores over in blocks (Parquet record batches, NPZ memory maps), so
-an epoch never needs to fit in memory twice. Readers never print or exit: problems are raised as
+score values and hands the (N, K) scores over in checked blocks (Parquet record batches, NPZ row
+blocks), so an epoch never needs to fit in memory twice. Both judge a file alike: a fault gives
+the same error on either path. Readers never print or exit: problems are raised as
 :class:`~lossacc_cli.errors.InputError` and warnings are returned as notes.
 """
 
@@ -19,7 +22,7 @@ from lossacc_cli.errors import InputError
 from lossacc_cli.readers.discover import discover, folder_parts, long_parts
 from lossacc_cli.readers.model import CompactStats, EpochData, EpochSource, ReadOptions
 from lossacc_cli.readers.npz import read_npz, stream_npz
-from lossacc_cli.readers.stream import EpochStream, StreamRejected
+from lossacc_cli.readers.stream import EpochStream
 from lossacc_cli.readers.validate import display_path
 
 # The Parquet reader (and Arrow with it) is imported by the first Parquet epoch read: an NPZ run
@@ -31,7 +34,6 @@ __all__ = [
     "EpochSource",
     "EpochStream",
     "ReadOptions",
-    "StreamRejected",
     "close_passes",
     "discover",
     "forget_passes",
@@ -74,22 +76,24 @@ def read_epoch(source: EpochSource, options: ReadOptions | None = None) -> Epoch
     raise ValueError(f"unknown epoch source format {source.fmt!r}")
 
 
-def stream_epoch(source: EpochSource, options: ReadOptions | None = None) -> EpochStream | None:
-    """Open the epoch :func:`discover` found for streaming its (N, K) scores.
+def stream_epoch(
+    source: EpochSource, options: ReadOptions | None = None, *, threads: bool = False
+) -> EpochStream | None:
+    """Open the epoch :func:`discover` found for streaming its (N, K) scores; with ``threads`` the
+    reader may decode Parquet pages on several threads.
 
     Returns
     -------
     EpochStream or None
-        The validated epoch without its scores, and a generator of checked score blocks in row
-        order. None when the epoch is better read whole with :func:`read_epoch` (binary or compact
-        layouts, compressed NPZ members).
+        A context manager owning the epoch's open files: the validated header, then the checked
+        score blocks in row order. None when the epoch is read whole with :func:`read_epoch`,
+        decided before any score is read (binary or compact layouts, score arrays numpy would
+        read otherwise, long-format files read once for all their epochs).
 
     Raises
     ------
     InputError
-        Whenever something is wrong. Messages here may be terse: read the epoch with
-        :func:`read_epoch` to get the error to show (likewise when a block raises
-        :class:`StreamRejected`).
+        The error :func:`read_epoch` raises for the same file (here, or from the blocks).
     """
     options = options or ReadOptions()
     paths, where = _paths(source)
@@ -98,7 +102,8 @@ def stream_epoch(source: EpochSource, options: ReadOptions | None = None) -> Epo
     from lossacc_cli.readers.parquet import stream_parquet
 
     long = source.fmt == "long"
-    return stream_parquet(paths, epoch=source.epoch, where=where, options=options, long=long)
+    return stream_parquet(paths, epoch=source.epoch, where=where, options=options, long=long,
+                          threads=threads)
 
 
 def close_passes() -> None:

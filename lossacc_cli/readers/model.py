@@ -7,6 +7,9 @@ from typing import Literal
 
 import numpy as np
 
+CLASS_NAMES_KEY = "lossacc.class_names"
+"""Parquet schema metadata key holding a JSON list of class names."""
+
 ScoreKind = Literal["logits", "probs", "logit", "prob", "stats"]
 """How an epoch's scores are stored.
 

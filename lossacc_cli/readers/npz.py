@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 from numpy.lib.npyio import NpzFile
@@ -22,16 +22,12 @@ from lossacc_cli.errors import InputError, input_error
 from lossacc_cli.readers.budget import Budget, npz_member_claim
 from lossacc_cli.readers.files import changed_error, open_regular, same_file
 from lossacc_cli.readers.model import EpochData, ReadOptions
-from lossacc_cli.readers.stream import (
-    STREAM_BATCH_BYTES,
-    EpochStream,
-    StreamRejected,
-    check_scores,
-    score_placeholder,
-)
+from lossacc_cli.readers.score_check import ScoreCheck
+from lossacc_cli.readers.stream import STREAM_BATCH_BYTES, EpochStream
 from lossacc_cli.readers.validate import (
     RawEpoch,
     build_epoch,
+    build_header,
     choose_layout,
     display_path,
     epoch_numbers,
@@ -44,7 +40,9 @@ EPOCH = "epoch"
 
 # NotImplementedError: a zip compression method or feature zipfile does not support;
 # RuntimeError: an encrypted member ("password required").
-_ARCHIVE_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+# SyntaxError, TokenError: a .npy header numpy cannot parse as the literal it should be.
+_ARCHIVE_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                   RuntimeError, SyntaxError, tokenize.TokenError)
 OBJECT_PROBLEM = "object arrays are not read: they would need unpickling"
 OBJECT_HINT = "save numbers, or strings as a fixed-width array (e.g. ids.astype(str))"
 
@@ -274,181 +272,229 @@ def stream_npz(
     while it is read then gives a short read or a changed stat, which is reported, where a memory
     map would kill the process with SIGBUS.
 
-    None when the epoch is better read whole: binary or compact layouts, and score arrays in
-    Fortran order or with an unusual header. Everything but the scores is read and validated
-    first, as :func:`read_npz` does; the scores then arrive in blocks of about
-    :data:`~lossacc_cli.readers.stream.STREAM_BATCH_BYTES`, checked block by block, and each
-    member's CRC-32 is verified on the way (a damaged member is refused as ``np.load`` refuses it).
-    Any problem raises: the caller then reads the epoch with :func:`read_npz`, whose message is
-    the one to show.
+    None, decided from the archives' directories and ``.npy`` headers before any score is read,
+    when the epoch is read whole: binary or compact layouts, and score arrays in Fortran order or
+    with an unusual header. Everything but the scores is read and validated first, as
+    :func:`read_npz` does; the scores then arrive in blocks of about
+    :data:`~lossacc_cli.readers.stream.STREAM_BATCH_BYTES`, each member's CRC-32 verified on the
+    way. Every fault raises the error :func:`read_npz` raises for it.
     """
     if options.split is not None:
         return None
+    files = ExitStack()
+    try:
+        stream = _open_stream(paths, epoch, where, options, files)
+    except BaseException as exc:
+        files.__exit__(type(exc), exc, exc.__traceback__)  # a file that changed says so
+        raise
+    if stream is None:
+        files.close()
+    return stream
+
+
+def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions,
+                 files: ExitStack) -> EpochStream | None:
     layout = None
     parts: list[dict[str, np.ndarray]] = []
-    maps: list[_Member] = []
+    members: list[_Member] = []
     budget = Budget(where)
     for path in paths:
         label = display_path(path)
-        with open_npz(path, budget) as archive:
-            if layout is None:
-                layout = choose_layout(
-                    archive.files, source=where, options=options, label_aliases=LABEL_ALIASES,
-                    id_aliases=ID_ALIASES, wide=False,
-                )
-                if layout.kind not in ("logits", "probs"):
-                    return None
-            missing = [name for name in layout.columns if name not in archive.files]
-            if missing:
-                raise input_error(label, missing[0], "array missing in this part")
-            score_name = layout.scores[0]
-            parts.append(
-                {name: archive.load(name) for name in layout.columns if name != score_name}
+        archive = files.enter_context(open_npz(path, budget))
+        if layout is None:
+            layout = choose_layout(
+                archive.files, source=where, options=options, label_aliases=LABEL_ALIASES,
+                id_aliases=ID_ALIASES, wide=False,
             )
-            if EPOCH in archive.files:
-                _check_epoch(archive.load(EPOCH), epoch, label)
-            member = _map_member(archive, path, score_name)
-            if member is None:
+            if layout.kind not in ("logits", "probs"):
                 return None
-        maps.append(member)
+        missing = [name for name in layout.columns if name not in archive.files]
+        if missing:
+            raise input_error(label, missing[0], "array missing in this part (present in the first)")
+        score_name = layout.scores[0]
+        arrays = {}
+        for name in layout.columns:
+            if name == score_name:
+                member = _member(archive, score_name)
+                if member is None:
+                    return None
+                members.append(member)
+            else:
+                arrays[name] = archive.load(name)
+        parts.append(arrays)
+        if EPOCH in archive.files:
+            _check_epoch(archive.load(EPOCH), epoch, label)
     if layout is None:
         raise InputError(f"{where}: no NPZ files to read")
-    n_classes = maps[0].shape[1]
-    if any(m.shape[1] != n_classes for m in maps):
-        raise input_error(where, layout.scores[0], "parts do not stack")
-    dtype = np.result_type(*(m.dtype for m in maps))
     arrays = parts[0] if len(parts) == 1 else _concatenate(parts, where)
-    n_rows = sum(m.shape[0] for m in maps)
+    scores = layout.scores[0]
+    # the scores combine as np.concatenate would combine them (its dtype, its error)
+    empty = [np.empty((0, *m.shape[1:]), dtype=m.dtype) for m in members]
+    dtype = empty[0].dtype if len(empty) == 1 else _concatenate([{scores: e} for e in empty], where)[scores].dtype
+    n_rows = sum(m.shape[0] for m in members)
     raw = RawEpoch(
         source=where,
         epoch=epoch,
         labels=arrays[layout.label],
         label_field=layout.label,
-        kind="logits",  # the value checks of the scores run block by block
+        kind=layout.kind,
         score_field=layout.score_field,
-        scores=score_placeholder(n_rows, n_classes, dtype),
         ids=arrays[layout.id] if layout.id else None,
         id_field=layout.id or "sample_ids",
         notes=list(layout.notes),
     )
     if raw.ids is not None and raw.ids.dtype.kind == "S":
-        raise input_error(where, layout.id or "ids", "byte-string ids are not read")
-    header = replace(build_epoch(raw, options), kind=layout.kind, scores=None)
-    kind = layout.kind
+        raise input_error(
+            where, layout.id or "ids", "byte-string ids are not read", hint="save them as str"
+        )
+    header = build_header(raw, (n_rows, members[0].shape[1]), dtype)
 
-    def batches(threads: bool) -> Iterator[np.ndarray]:
-        del threads  # nothing to decode
-        for member in maps:
-            yield from member.blocks(kind, where)
+    def read() -> Iterator[np.ndarray]:
+        for member in members:
+            for block in member.blocks():
+                yield block if block.dtype == dtype else block.astype(dtype)
 
     return EpochStream(
-        header=header, n_classes=n_classes, dtype=dtype, order="C", batches=batches,
-        decoded=not all(member.stored for member in maps),
+        header, ScoreCheck(header, layout.score_field, options), dtype=dtype, order="C", read=read,
+        files=files, decoded=not all(member.stored for member in members),
     )
 
 
 class _Member:
-    """The ``.npy`` member holding the scores: read from the file into an array of its own when
-    stored uncompressed, else inflated block by block (``np.load`` would need the same memory)."""
+    """The ``.npy`` member holding the scores in an open archive: read from the file into an
+    array of its own when stored uncompressed, else inflated block by block (``np.load`` would
+    need the same memory). Damage is reported as :meth:`Archive.load` reports it."""
 
-    def __init__(self, path: str, name: str, start: int, data: int, size: int, crc: int,
-                 shape: tuple[int, int], dtype: np.dtype, stored: bool, info: os.stat_result) -> None:
-        self.path, self.name, self.start, self.data, self.size = path, name, start, data, size
-        self.crc, self.shape, self.dtype, self.stored, self.info = crc, shape, dtype, stored, info
+    def __init__(self, archive: Archive, name: str, info: zipfile.ZipInfo, data: int,
+                 header_bytes: int, shape: tuple[int, int], dtype: np.dtype) -> None:
+        self.archive, self.name, self.info, self.data = archive, name, info, data
+        self.header_bytes = header_bytes
+        self.shape, self.dtype = shape, dtype
+        self.stored = info.compress_type == zipfile.ZIP_STORED
 
-    def blocks(self, kind: str, where: str) -> Iterator[np.ndarray]:
-        """Row blocks of the array, checked; the member's CRC-32 is verified after the last one."""
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Row blocks of the array; the member's CRC-32 is verified by the last one."""
         row_bytes = max(1, self.shape[1] * self.dtype.itemsize)
         step = max(1, STREAM_BATCH_BYTES // row_bytes)
-        label = display_path(self.path)
-        with open_regular(self.path, label) as (handle, info):
-            if not same_file(self.info, info):
-                raise StreamRejected(f"{where}: the file changed since it was opened")
+        try:
             if self.stored:
-                yield from self._read(handle, kind, where, step, row_bytes)
+                yield from self._read(step, row_bytes)
             else:
-                yield from self._inflated(handle, kind, where, step)
-            if not same_file(self.info, os.fstat(handle.fileno())):
-                raise StreamRejected(f"{where}: the file changed while it was being read")
+                yield from self._inflated(step)
+        except (*_ARCHIVE_ERRORS, KeyError) as exc:
+            raise file_error(self.archive.label, f"array '{self.name}'", exc) from None
 
-    def _read(self, handle, kind: str, where: str, step: int, row_bytes: int) -> Iterator[np.ndarray]:
-        fd = handle.fileno()
-        header = self.data - self.start
-        crc = zlib.crc32(_pread(fd, header, self.start, where))
+    def _read(self, step: int, row_bytes: int) -> Iterator[np.ndarray]:
+        fd = self.archive.handle.fileno()
+        crc = zlib.crc32(_pread(fd, self.header_bytes, self.data - self.header_bytes, self.archive.label))
         matrix = np.empty(self.shape, dtype=self.dtype)
-        for start in range(0, self.shape[0], step):
-            block = matrix[start : start + step]
+        for first in range(0, self.shape[0], step):
+            block = matrix[first : first + step]
             view = memoryview(block).cast("B")
-            _pread_into(fd, view, self.data + start * row_bytes, where)
+            _pread_into(fd, view, self.data + first * row_bytes, self.archive.label)
             crc = zlib.crc32(view, crc)
-            check_scores(kind, block, where)
             yield block
-        if crc != self.crc:
-            raise StreamRejected(f"{where}: CRC-32 of the scores does not match the archive")
+        if crc != self.info.CRC:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {self.info.filename!r}")
 
-    def _inflated(self, handle, kind: str, where: str, step: int) -> Iterator[np.ndarray]:
+    def _inflated(self, step: int) -> Iterator[np.ndarray]:
+        # read as np.load reads a member (chunks of format.BUFFER_SIZE bytes), so that damage
+        # shows up, and is worded, as it would there
         matrix = np.empty(self.shape, dtype=self.dtype)
-        with zipfile.ZipFile(handle) as archive, archive.open(self.name) as stream:
+        flat = matrix.reshape(-1)
+        per_read = np.lib.format.BUFFER_SIZE // min(np.lib.format.BUFFER_SIZE, self.dtype.itemsize)
+        count = flat.size
+        with self.archive.zip.open(self.info) as stream:
             version = np.lib.format.read_magic(stream)
             read_header = (
                 np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0
             )
-            if read_header(stream) != (self.shape, False, self.dtype):
-                raise StreamRejected(f"{where}: the scores' header changed while reading")
-            for start in range(0, self.shape[0], step):
-                block = matrix[start : start + step]
-                view = memoryview(block).cast("B")
-                filled = 0
-                while filled < view.nbytes:
-                    got = stream.readinto(view[filled:])
-                    if not got:
-                        raise StreamRejected(f"{where}: the scores end early")
-                    filled += got
-                check_scores(kind, block, where)
-                yield block
-            stream.read(1)  # at the end: zipfile checks the CRC-32 here
+            read_header(stream)
+            done = 0  # values read
+            for first in range(0, self.shape[0], step):
+                end = min(count, (first + step) * self.shape[1])
+                while done < end:
+                    n = min(per_read, count - done)
+                    flat[done : done + n] = np.frombuffer(_read_bytes(stream, n * self.dtype.itemsize),
+                                                          dtype=self.dtype, count=n)
+                    done += n
+                yield matrix[first : first + step]
 
 
-def _pread(fd: int, size: int, offset: int, where: str) -> bytes:
-    data = os.pread(fd, size, offset)
+def _read_bytes(stream, size: int) -> bytes:
+    """``size`` bytes of a member, as numpy's reader takes them (its words when they run out)."""
+    data = b""
+    while True:
+        more = stream.read(size - len(data))
+        data += more
+        if not more or len(data) == size:
+            break
     if len(data) != size:
-        raise StreamRejected(f"{where}: the file ends early (changed while it was being read?)")
+        raise ValueError(f"EOF: reading array data, expected {size} bytes got {len(data)}")
     return data
 
 
-def _pread_into(fd: int, view: memoryview, offset: int, where: str) -> None:
+def _pread(fd: int, size: int, offset: int, label: str) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise InputError(f"{label}: the file ends early (changed while it was being read?)")
+    return data
+
+
+def _pread_into(fd: int, view: memoryview, offset: int, label: str) -> None:
     """Fill ``view`` from ``offset``; a short read (the file truncated meanwhile) raises."""
     filled = 0
     while filled < view.nbytes:
         got = os.preadv(fd, [view[filled:]], offset + filled)
         if not got:
-            raise StreamRejected(f"{where}: the file ends early (changed while it was being read?)")
+            raise InputError(f"{label}: the file ends early (changed while it was being read?)")
         filled += got
 
 
-def _map_member(archive: Archive, path: str, name: str) -> _Member | None:
-    """Where the ``name`` array lies in the file; None when it is better loaded whole."""
+def _member(archive: Archive, name: str) -> _Member | None:
+    """The score member ``name`` of an open archive, checked as :meth:`Archive.load` checks it
+    before reading (object arrays, claims); None when it is better loaded whole (a header numpy
+    would read differently, Fortran order, not 2-D floats, a member whose directory entry and
+    local header disagree)."""
     try:
         info = archive.member(name)
     except KeyError:
         return None
     if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         return None
+    header = archive.header(name)
+    if header is None:
+        return None
+    shape, fortran, dtype, header_bytes = header
+    if dtype.hasobject:
+        raise input_error(archive.label, name, OBJECT_PROBLEM, hint=OBJECT_HINT)
+    archive.claim(name, header)  # the scores are kept while the epoch is reduced
+    if fortran or dtype.kind != "f" or len(shape) != 2:
+        return None
+    if header_bytes + shape[0] * shape[1] * dtype.itemsize != info.file_size:
+        return None
+    data = None
+    # a stored member's sizes in the directory must agree, or zipfile reads it otherwise (stops
+    # short of its end, without the CRC-32 check, or runs out): read whole, as it reads it
+    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+        return None
+    if info.compress_type == zipfile.ZIP_STORED:
+        data = _stored_data(archive, info, header_bytes)
+        if data is None:
+            return None
+    return _Member(archive, name, info, data or 0, header_bytes, tuple(shape), dtype)
+
+
+def _stored_data(archive: Archive, info: zipfile.ZipInfo, header_bytes: int) -> int | None:
+    """Where a stored member's array data starts in the file, found as zipfile finds it (its local
+    header, whose name must be the directory's); None when anything there is odd."""
     local = os.pread(archive.handle.fileno(), 30, info.header_offset)
     if len(local) != 30 or local[:4] != b"PK\x03\x04":
         return None
     name_length, extra_length = struct.unpack("<HH", local[26:30])
     start = info.header_offset + 30 + name_length + extra_length
-    header = archive.header(name)
-    if header is None:
+    name = os.pread(archive.handle.fileno(), name_length, info.header_offset + 30)
+    if name != info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace"):
         return None
-    shape, fortran, dtype, header_bytes = header
-    if fortran or dtype.hasobject or dtype.kind != "f" or len(shape) != 2:
-        return None
-    if header_bytes + shape[0] * shape[1] * dtype.itemsize != info.file_size:
-        return None
-    archive.claim(name, header)  # the scores are kept while the epoch is reduced
-    stored = info.compress_type == zipfile.ZIP_STORED
-    return _Member(path, info.filename, start, start + header_bytes, info.file_size, info.CRC,
-                   tuple(shape), dtype, stored, archive.info)
+    return start + header_bytes

@@ -8,10 +8,11 @@ input float dtype.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -26,18 +27,14 @@ from lossacc_cli.readers.budget import Budget, memory_budget, parquet_claim
 from lossacc_cli.readers.files import native_path, open_regular
 from lossacc_cli.readers.footer import footer_bytes, unsafe_chunks
 from lossacc_cli.readers.model import EpochData, ReadOptions
-from lossacc_cli.readers.stream import (
-    STREAM_BATCH_BYTES,
-    EpochStream,
-    StreamRejected,
-    check_scores,
-    score_placeholder,
-)
+from lossacc_cli.readers.score_check import ScoreCheck
+from lossacc_cli.readers.stream import STREAM_BATCH_BYTES, EpochStream
 from lossacc_cli.readers.validate import (
     CLASS_NAMES_KEY,
     Layout,
     RawEpoch,
     build_epoch,
+    build_header,
     choose_layout,
     display_path,
     epoch_numbers,
@@ -549,36 +546,10 @@ def list_matrix(
             where, name, f"scores must be floating point, found {dtype}", hint="cast to float32"
         )
     array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    n_rows = len(array)
-    if array.null_count:
-        rows = np.flatnonzero(as_numpy(array.is_null()))
-        raise input_error(where, name, "null lists", ids=_row_ids(ids, rows), count=rows.size)
-    if pa.types.is_fixed_size_list(dtype):
-        n_classes = dtype.list_size
-        values = array.values.slice(array.offset * n_classes, n_rows * n_classes)
-    else:
-        offsets = as_numpy(array.offsets)  # already accounts for the array's own offset
-        lengths = np.diff(offsets)
-        n_classes = int(lengths[0]) if n_rows else 0
-        unequal = lengths != n_classes
-        if unequal.any():
-            rows = np.flatnonzero(unequal)
-            raise input_error(
-                where,
-                name,
-                f"lists of unequal length (first row has {n_classes} values, others "
-                f"{', '.join(str(n) for n in np.unique(lengths[unequal])[:5].tolist())})",
-                ids=_row_ids(ids, rows),
-                count=rows.size,
-            )
-        values = array.values.slice(int(offsets[0]), n_rows * n_classes)
-    if values.null_count:
-        positions = np.flatnonzero(as_numpy(values.is_null()))
-        rows = np.unique(positions // max(n_classes, 1))
-        raise input_error(
-            where, name, "null values inside lists", ids=_row_ids(ids, rows), count=rows.size
-        )
-    return as_numpy(values).reshape(n_rows, n_classes)
+    check = _ListCheck(where, name, ids, dtype)
+    matrix = check.add(array)
+    check.finish()
+    return matrix
 
 
 def wide_matrix(
@@ -619,64 +590,148 @@ def stream_parquet(
     where: str,
     options: ReadOptions,
     long: bool = False,
+    threads: bool = False,
 ) -> EpochStream | None:
-    """Open one epoch for streaming its (N, K) scores; None for layouts read whole (binary, compact)
-    and for long-format files small enough to be read once for all their epochs.
+    """Open one epoch for streaming its (N, K) scores; None, decided from the schema before any
+    score is read, for layouts read whole (binary, compact, score columns of another type) and for
+    long-format files small enough to be read once for all their epochs.
 
-    The small columns (label, id, epoch, split) are read and validated first, exactly as
-    :func:`read_parquet` would; the scores then arrive in record batches of about
-    :data:`STREAM_BATCH_BYTES`, checked batch by batch. Any problem raises: the caller then reads
-    the epoch with :func:`read_parquet`, whose message is the one to show.
+    Each file is opened once. The small columns (label, id, epoch, split) are read and validated
+    first, exactly as :func:`read_parquet` would; the scores then arrive in record batches of about
+    :data:`STREAM_BATCH_BYTES` (wide columns: read into one matrix before the header is checked,
+    as the whole read does), checked batch by batch. Every fault raises the error
+    :func:`read_parquet` raises for it.
     """
     if long and all(_read_grouped(path) or _read_in_one_pass(path) for path in paths):
         return None
+    files = ExitStack()
+    try:
+        stream = _open_stream(paths, epoch, where, options, long, threads, files)
+    except BaseException as exc:
+        files.__exit__(type(exc), exc, exc.__traceback__)  # the files word their own faults
+        raise
+    if stream is None:
+        files.close()
+    return stream
+
+
+@dataclass
+class _Part:
+    """One file of a streamed epoch: open, the row groups read, its small columns, and which of
+    their rows the epoch keeps (None: all)."""
+
+    parquet_file: CheckedParquetFile
+    groups: list[int]
+    table: pa.Table
+    scores: pa.Table | None = None  # a small file's score column, read with the rest
+    kept: np.ndarray | None = None
+
+
+def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions, long: bool,
+                 threads: bool, files: ExitStack) -> EpochStream | None:
     layout: Layout | None = None
     types: dict[str, pa.DataType] = {}
-    parts: list[tuple[str, list[int], pa.Table]] = []
-    pre_read: dict[str, pa.Table] = {}  # score columns of small files, read with the rest
     class_names = None
     small: list[str] = []
-    score: _ScoreColumns | None = None
-    counts = [0, 0]  # rows and score values in the row groups read
+    parts: list[_Part] = []
     budget = Budget(where)
     for path in paths:
-        with open_parquet(path) as parquet_file:
-            schema = parquet_file.schema_arrow
-            if layout is None:
-                layout = _choose_layout(schema, where, options)
-                if layout.kind not in ("logits", "probs"):
-                    return None
-                columns, types, class_names = _plan_columns(schema, layout, where, long)
-                small = [name for name in columns if name not in layout.scores]
-                score = _ScoreColumns(layout, types, where)
-            label = display_path(path)
-            _check_same_columns(schema, types, label)
-            groups = list(range(parquet_file.metadata.num_row_groups))
-            if long:
-                groups = _epoch_groups(parquet_file, epoch)
-            # the scores are kept while the epoch is reduced: they count with the rest
-            check_claims(parquet_file, groups, columns, label, budget)
-            score.count(parquet_file, groups, counts)
-            small_file = (
-                score.list_type is not None and not long and options.split is None
-                and _decoded_bytes(parquet_file.metadata, groups) <= SMALL_FILE_BYTES
-            )
-            if small_file:
-                # a small file whose rows are all kept: its scores in the same read (one open,
-                # one read instead of two)
-                both = parquet_file.read_row_groups(groups, columns=small + list(layout.scores))
-                table = both.select(small)
-                pre_read[path] = both.select(list(layout.scores))
-            else:
-                table = parquet_file.read_row_groups(groups, columns=small)
-        parts.append((path, groups, table.replace_schema_metadata(None)))
-    if layout is None or score is None:
+        parquet_file = files.enter_context(open_parquet(path, **_stream_options(path)))
+        schema = parquet_file.schema_arrow
+        if layout is None:
+            layout = _choose_layout(schema, where, options)
+            if layout.kind not in ("logits", "probs"):
+                return None
+            columns, types, class_names = _plan_columns(schema, layout, where, long)
+            if not _streams(layout, types):
+                return None  # the whole read reports the type
+            small = [name for name in columns if name not in layout.scores]
+        label = display_path(path)
+        _check_same_columns(schema, types, label)
+        groups = list(range(parquet_file.metadata.num_row_groups))
+        if long:
+            groups = _epoch_groups(parquet_file, epoch)
+        # the scores are kept while the epoch is reduced: they count with the rest
+        check_claims(parquet_file, groups, columns, label, budget)
+        part = _Part(parquet_file, groups, None)  # type: ignore[arg-type]
+        if (not long and options.split is None
+                and _decoded_bytes(parquet_file.metadata, groups) <= SMALL_FILE_BYTES):
+            # a small file whose rows are all kept: its scores in the same read, the whole read's
+            # (one read instead of two, and a damaged page met as the whole read meets it)
+            both = parquet_file.read(columns=columns)
+            part.table, part.scores = both.select(small), both.select(list(layout.scores))
+        else:
+            part.table = parquet_file.read_row_groups(groups, columns=small)
+        part.table = part.table.replace_schema_metadata(None)
+        parts.append(part)
+    if layout is None:
         raise InputError(f"{where}: no Parquet files to read")
-    # One table of the small columns, with each row's position in the row groups read.
+    table, split_notes = _kept_rows(parts, epoch, where, options, long)
+    raw = _raw_labels_ids(table, layout, where=where, epoch=epoch)
+    raw.class_names = class_names
+    raw.notes.extend(split_notes)
+    n_rows = table.num_rows
+    if len(layout.scores) > 1:
+        matrix = _wide_fill(parts, layout, types, where, raw.ids, n_rows, threads)
+        dtype, n_classes = matrix.dtype, matrix.shape[1]
+        read: Callable[[], Iterator[np.ndarray]] = partial(_wide_blocks, matrix)
+    else:
+        lists = _ListCheck(where, layout.scores[0], raw.ids, types[layout.scores[0]])
+        if any(part.scores is None for part in parts):
+            # The system allocator hands the decode buffers back as soon as a batch is done with;
+            # Arrow's default pool keeps them (tens of MB per thread), which the peak would show.
+            # Set from the first batch read (here, to learn K) until the stream is closed.
+            files.callback(pa.set_memory_pool, pa.default_memory_pool())
+            pa.set_memory_pool(pa.system_memory_pool())
+        arrays = _list_arrays(parts, layout.scores[0], lists, threads)
+        n_classes, arrays = lists.peek(arrays)
+        dtype = lists.dtype
+        read = partial(_list_blocks, arrays, lists)
+    try:
+        header = build_header(raw, (n_rows, n_classes), dtype)
+    except InputError:
+        # the whole read checks the lists before the header: their fault, if any, is the one
+        for _ in read():
+            pass
+        raise
+    return EpochStream(
+        header, ScoreCheck(header, layout.score_field, options), dtype=dtype,
+        order="F" if len(layout.scores) > 1 else "C", read=read, files=files,
+        # list columns decode batch by batch (unless read with the rest); wide ones were read
+        decoded=len(layout.scores) == 1 and any(part.scores is None for part in parts),
+    )
+
+
+def _stream_options(path: str) -> dict[str, object]:
+    """How to open a file whose scores may stream: a large one reads its pages as the batches
+    want them, through a small buffer (Arrow's pre-buffering would hold whole column chunks); a
+    small one as the whole read opens it."""
+    try:
+        small = os.stat(path).st_size <= SMALL_FILE_BYTES
+    except OSError:
+        small = True  # opening it reports the problem
+    return {} if small else {"pre_buffer": False, "buffer_size": 1 << 20}
+
+
+def _streams(layout: Layout, types: dict[str, pa.DataType]) -> bool:
+    """True when the score columns are of types the batches can be read from (a list of floats,
+    or float columns); the whole read words any other."""
+    if len(layout.scores) > 1:
+        return all(pa.types.is_floating(types[name]) for name in layout.scores)
+    dtype = types[layout.scores[0]]
+    return (pa.types.is_list(dtype) or pa.types.is_large_list(dtype)
+            or pa.types.is_fixed_size_list(dtype)) and pa.types.is_floating(dtype.value_type)
+
+
+def _kept_rows(parts: list[_Part], epoch: int, where: str, options: ReadOptions,
+               long: bool) -> tuple[pa.Table, list[str]]:
+    """The small columns of the epoch's rows, as the whole read selects them; marks each part's
+    kept rows when not all are."""
     tables, offset = [], 0
-    for _, _, table in parts:
-        tables.append(table.append_column(_ROW, from_numpy(np.arange(offset, offset + table.num_rows))))
-        offset += table.num_rows
+    for part in parts:
+        rows = from_numpy(np.arange(offset, offset + part.table.num_rows))
+        tables.append(part.table.append_column(_ROW, rows))
+        offset += part.table.num_rows
     table = tables[0] if len(tables) == 1 else _concat(tables, where)
     if long:
         table = table.filter(pc.equal(table.column(EPOCH), epoch))
@@ -684,66 +739,10 @@ def stream_parquet(
         _check_epoch_column(table.column(EPOCH), epoch, where)
     table, split_notes = _select_split(table, options, where)
     kept = as_numpy(table.column(_ROW))
-    n_classes = score.n_classes(*counts)
-    raw = _raw_labels_ids(table, layout, where=where, epoch=epoch)
-    raw.kind = "logits"  # the value checks of the scores run batch by batch
-    raw.scores = score_placeholder(kept.shape[0], n_classes, score.dtype)
-    raw.class_names = class_names
-    raw.notes.extend(split_notes)
-    header = build_epoch(raw, options)
-    header = replace(header, kind=layout.kind, scores=None)
-    selected = None if kept.shape[0] == offset else _masks(kept, [p[2].num_rows for p in parts])
-    batch_rows = max(1, STREAM_BATCH_BYTES // max(1, n_classes * score.dtype.itemsize))
-
-    def batches(threads: bool) -> Iterator[np.ndarray]:
-        # The system allocator hands the decode buffers back as soon as a batch is done with;
-        # Arrow's default pool keeps them (tens of MB per thread), which the peak would show.
-        previous = pa.default_memory_pool()
-        pa.set_memory_pool(pa.system_memory_pool())
-        try:
-            yield from _batches(threads)
-        finally:
-            pa.set_memory_pool(previous)
-
-    def _batches(threads: bool) -> Iterator[np.ndarray]:
-        if score.list_type is None:
-            yield from _wide_blocks(threads)
-            return
-        for index, (path, groups, _) in enumerate(parts):
-            mask = None if selected is None else selected[index]
-            if mask is not None and not mask.any():
-                continue
-            scores = list(layout.scores)
-            with _score_batches(path, groups, scores, pre_read, batch_rows, threads) as batches:
-                at = 0
-                for batch in batches:
-                    rows = None if mask is None else mask[at : at + batch.num_rows]
-                    at += batch.num_rows
-                    if rows is not None and not rows.any():
-                        continue
-                    block = score.list_block(batch, rows, n_classes)
-                    check_scores(layout.kind, block, where)
-                    yield block
-
-    def _wide_blocks(threads: bool) -> Iterator[np.ndarray]:
-        # Wide columns are read a group of columns at a time (a record batch of 1,000 columns
-        # costs the reader hundreds of MB) into the (K, N) array; the rows follow from it.
-        matrix = score.fill(parts, selected, threads)
-        for start in range(0, matrix.shape[0], batch_rows):
-            block = matrix[start : start + batch_rows]
-            check_scores(layout.kind, block, where)
-            yield block
-
-    return EpochStream(
-        header=header,
-        n_classes=n_classes,
-        dtype=score.dtype,
-        order="F" if len(layout.scores) > 1 else "C",
-        batches=batches,
-        # list columns decode batch by batch (unless read with the rest); wide ones are read
-        # into the (K, N) array up front
-        decoded=score.list_type is not None and len(pre_read) < len(parts),
-    )
+    if kept.shape[0] != offset:
+        for part, mask in zip(parts, _masks(kept, [p.table.num_rows for p in parts])):
+            part.kept = mask
+    return table.drop_columns([_ROW]), split_notes
 
 
 SMALL_FILE_BYTES = 8 << 20
@@ -755,24 +754,49 @@ def _decoded_bytes(meta: pq.FileMetaData, groups: list[int]) -> int:
     return sum(meta.row_group(g).total_byte_size for g in groups)
 
 
-@contextmanager
-def _score_batches(
-    path: str,
-    groups: list[int],
-    columns: list[str],
-    pre_read: dict[str, pa.Table],
-    batch_rows: int,
-    threads: bool,
-) -> Iterator[Iterator[pa.RecordBatch]]:
-    """Record batches of a file's score column: from the table already read, or decoded as they
-    are asked for."""
-    if path in pre_read:
-        yield iter(pre_read[path].to_batches(max_chunksize=batch_rows))
-        return
-    with open_parquet(path, pre_buffer=False, buffer_size=1 << 20) as parquet_file:
-        yield parquet_file.iter_batches(
-            batch_size=batch_rows, row_groups=groups, columns=columns, use_threads=threads,
-        )
+def _list_arrays(parts: list[_Part], name: str, lists: _ListCheck, threads: bool) -> Iterator[pa.Array]:
+    """The score lists of the epoch's rows, batch by batch: from the table already read, or
+    decoded as they are asked for (Arrow's system allocator then hands each batch's buffers back
+    as soon as it is done with; its default pool keeps tens of MB per thread)."""
+    for part in parts:
+        if part.kept is not None and not part.kept.any():
+            continue
+        meta = part.parquet_file.metadata
+        leaf = next(i for i in range(meta.num_columns)
+                    if meta.schema.column(i).path.split(".")[0] == name)
+        rows = lists.batch_rows(part, leaf)
+        if part.scores is not None:
+            batches = iter(part.scores.to_batches(max_chunksize=rows))
+        else:
+            batches = part.parquet_file.iter_batches(
+                batch_size=rows, row_groups=part.groups, columns=[name], use_threads=threads,
+            )
+        at = 0
+        for batch in batches:
+            array = batch.column(0)
+            if part.kept is not None:
+                rows = part.kept[at : at + len(array)]
+                at += len(array)
+                if not rows.any():
+                    continue
+                if not rows.all():
+                    array = array.filter(pa.array(rows))
+            yield array
+
+
+def _list_blocks(arrays: Iterator[pa.Array], lists: _ListCheck) -> Iterator[np.ndarray]:
+    """The blocks of a list column whose structure passed :class:`_ListCheck`."""
+    for array in arrays:
+        block = lists.add(array)
+        if block is not None:
+            yield block
+    lists.finish()
+
+
+def _wide_blocks(matrix: np.ndarray) -> Iterator[np.ndarray]:
+    rows = max(1, STREAM_BATCH_BYTES // max(1, matrix.shape[1] * matrix.dtype.itemsize))
+    for start in range(0, matrix.shape[0], rows):
+        yield matrix[start : start + rows]
 
 
 def _epoch_groups(parquet_file: pq.ParquetFile, epoch: int) -> list[int]:
@@ -794,102 +818,132 @@ def _masks(kept: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     return np.split(flags, np.cumsum(sizes)[:-1])
 
 
-class _ScoreColumns:
-    """The score column(s) of a layout: type checks up front, then one (rows, K) block per batch."""
+def _wide_fill(parts: list[_Part], layout: Layout, types: dict[str, pa.DataType], where: str,
+               ids: np.ndarray | None, n_rows: int, threads: bool) -> np.ndarray:
+    """Read the wide columns of the epoch's rows into a (K, N) array, a few columns at a time;
+    returns its transpose, the (N, K) score matrix. Nulls are reported as :func:`wide_matrix`
+    reports them (the first column holding any, every row of it)."""
+    names = layout.scores
+    dtype = np.result_type(*(types[n].to_pandas_dtype() for n in names))
+    out = np.empty((len(names), n_rows), dtype=dtype)
+    per_read = max(1, WIDE_READ_BYTES // max(1, n_rows * dtype.itemsize))
+    nulls: dict[int, list[np.ndarray]] = {}
+    at = 0
+    for part in parts:
+        mask = part.kept
+        n = part.table.num_rows if mask is None else int(np.count_nonzero(mask))
+        if n == 0:
+            continue
+        for first in range(0, len(names), per_read):
+            chunk = list(names[first : first + per_read])
+            if part.scores is not None:
+                read = part.scores.select(chunk)
+            else:
+                read = part.parquet_file.read_row_groups(part.groups, columns=chunk,
+                                                         use_threads=threads)
+            for offset, name in enumerate(chunk):
+                column = read.column(name)
+                if mask is not None:
+                    column = column.filter(pa.array(mask))
+                if column.null_count:
+                    rows = np.flatnonzero(as_numpy(column.is_null()))
+                    nulls.setdefault(first + offset, []).append(rows + at)
+                    continue
+                out[first + offset, at : at + n] = as_numpy(column, copy=False)
+            del read
+        at += n
+    if nulls:
+        k = min(nulls)
+        rows = np.concatenate(nulls[k])
+        raise input_error(where, names[k], "null values", ids=_row_ids(ids, rows), count=rows.size)
+    return out.T  # filled column by column, used through its transpose
 
-    def __init__(self, layout: Layout, types: dict[str, pa.DataType], where: str) -> None:
-        self.names = layout.scores
-        self.where = where
-        if len(self.names) == 1:
-            dtype = types[self.names[0]]
-            if not (
-                pa.types.is_list(dtype) or pa.types.is_large_list(dtype)
-                or pa.types.is_fixed_size_list(dtype)
-            ) or not pa.types.is_floating(dtype.value_type):
-                raise input_error(where, self.names[0], f"not a list of floats ({dtype})")
-            self.list_type = dtype
-            self.dtype = np.dtype(dtype.value_type.to_pandas_dtype())
-        else:
-            if not all(pa.types.is_floating(types[n]) for n in self.names):
-                raise input_error(where, layout.score_field, "scores must be floating point")
-            self.list_type = None
-            self.dtype = np.result_type(*(types[n].to_pandas_dtype() for n in self.names))
 
-    def count(self, parquet_file: CheckedParquetFile, groups: list[int], counts: list[int]) -> None:
-        """Add the rows and list values of ``groups`` to ``counts`` (list columns only)."""
-        if self.list_type is None:
-            return
-        meta = parquet_file.metadata
-        leaf = next(
-            i for i in range(meta.num_columns)
-            if meta.schema.column(i).path.split(".")[0] == self.names[0]
-        )
-        for group in groups:
-            counts[0] += meta.row_group(group).num_rows
-            counts[1] += parquet_file.column_chunk(group, leaf).num_values
+class _ListCheck:
+    """The structure checks of :func:`list_matrix` (no null lists, every list of the first row's
+    length, no null values inside), batch by batch in row order: a batch that passes becomes its
+    (rows, K) block; a fault is raised by :meth:`finish` with the message the whole column gives."""
 
-    def n_classes(self, n_rows: int, n_values: int) -> int:
-        """K: the list size, or the values per row over the row groups read (checked per batch)."""
-        if self.list_type is None:
-            return len(self.names)
-        if pa.types.is_fixed_size_list(self.list_type):
-            return self.list_type.list_size
-        if n_rows == 0 or n_values % n_rows:
-            raise input_error(self.where, self.names[0], "lists of unequal length")
-        return n_values // n_rows
+    def __init__(self, where: str, name: str, ids: np.ndarray | None, dtype: pa.DataType) -> None:
+        self.where, self.name, self.ids = where, name, ids
+        self.fixed = pa.types.is_fixed_size_list(dtype)
+        self.first: int | None = dtype.list_size if self.fixed else None
+        self.dtype = np.dtype(dtype.value_type.to_pandas_dtype())
+        self.at = 0
+        self.null_lists: list[np.ndarray] = []
+        self.unequal: list[np.ndarray] = []
+        self.lengths: set[int] = set()
+        self.null_values: list[np.ndarray] = []
 
-    def fill(
-        self,
-        parts: list[tuple[str, list[int], pa.Table]],
-        selected: list[np.ndarray] | None,
-        threads: bool,
-    ) -> np.ndarray:
-        """Read the wide columns into a (K, N) array, a few columns at a time; returns its
-        transpose, the (N, K) score matrix."""
-        n_rows = sum(
-            int(np.count_nonzero(selected[i])) if selected is not None else p[2].num_rows
-            for i, p in enumerate(parts)
-        )
-        out = np.empty((len(self.names), n_rows), dtype=self.dtype)
-        per_read = max(1, WIDE_READ_BYTES // max(1, n_rows * self.dtype.itemsize))
-        at = 0
-        for index, (path, groups, table) in enumerate(parts):
-            mask = None if selected is None else selected[index]
-            n = table.num_rows if mask is None else int(np.count_nonzero(mask))
-            if n == 0:
-                continue
-            with open_parquet(path) as parquet_file:
-                for first in range(0, len(self.names), per_read):
-                    names = list(self.names[first : first + per_read])
-                    read = parquet_file.read_row_groups(groups, columns=names, use_threads=threads)
-                    for offset, name in enumerate(names):
-                        column = read.column(name)
-                        if column.null_count:
-                            raise input_error(self.where, name, "null values")
-                        values = as_numpy(column, copy=False)
-                        out[first + offset, at : at + n] = values if mask is None else values[mask]
-                    del read
-            at += n
-        return out.T  # filled column by column, used through its transpose
+    def batch_rows(self, part: _Part, leaf: int) -> int:
+        """Rows per record batch: K from the first row once known, else as the footer of the first
+        part reckons it (values per row)."""
+        k = self.first
+        if k is None:
+            meta = part.parquet_file.metadata
+            rows = sum(meta.row_group(g).num_rows for g in part.groups)
+            values = sum(part.parquet_file.column_chunk(g, leaf).num_values for g in part.groups)
+            k = values // rows if rows else 1
+        return max(1, STREAM_BATCH_BYTES // max(1, k * self.dtype.itemsize))
 
-    def list_block(
-        self, batch: pa.RecordBatch, rows: np.ndarray | None, n_classes: int
-    ) -> np.ndarray:
-        """(rows, K) scores of one batch of a list column (a view of Arrow's buffer unless rows
-        are filtered)."""
-        array = batch.column(0)
+    def peek(self, arrays: Iterator[pa.Array]) -> tuple[int, Iterator[pa.Array]]:
+        """K (the first row's length; 0 without rows) and the arrays, none of them lost."""
+        if self.fixed:
+            return self.first, arrays
+        seen = []
+        for array in arrays:
+            seen.append(array)
+            if len(array):
+                break
+        k = 0
+        if seen and len(seen[-1]):
+            k = seen[-1].value_lengths()[0].as_py() or 0  # a null first list: finish() says so
+        return k, itertools.chain(seen, arrays)
+
+    def add(self, array: pa.Array) -> np.ndarray | None:
+        n, at = len(array), self.at
+        self.at += n
         if array.null_count:
-            raise input_error(self.where, self.names[0], "null lists")
-        n = len(array)
-        if pa.types.is_fixed_size_list(array.type):
-            values = array.values.slice(array.offset * n_classes, n * n_classes)
+            self.null_lists.append(np.flatnonzero(as_numpy(array.is_null())) + at)
+            return None
+        if self.fixed:
+            k = self.first
+            values = array.values.slice(array.offset * k, n * k)
         else:
-            offsets = as_numpy(array.offsets)
-            if n and not (offsets[-1] - offsets[0] == n * n_classes
-                          and (np.diff(offsets) == n_classes).all()):
-                raise input_error(self.where, self.names[0], "lists of unequal length")
-            values = array.values.slice(int(offsets[0]) if n else 0, n * n_classes)
+            offsets = as_numpy(array.offsets)  # already accounts for the array's own offset
+            lengths = np.diff(offsets)
+            if self.first is None and n:
+                self.first = int(lengths[0])
+            k = self.first or 0
+            unequal = lengths != k
+            if unequal.any():
+                self.unequal.append(np.flatnonzero(unequal) + at)
+                self.lengths.update(np.unique(lengths[unequal]).tolist())
+                return None
+            values = array.values.slice(int(offsets[0]) if n else 0, n * k)
         if values.null_count:
-            raise input_error(self.where, self.names[0], "null values inside lists")
-        matrix = as_numpy(values).reshape(n, n_classes)
-        return matrix if rows is None else matrix[rows]
+            positions = np.flatnonzero(as_numpy(values.is_null()))
+            self.null_values.append(np.unique(positions // max(k, 1)) + at)
+            return None
+        if self.null_lists or self.unequal or self.null_values:
+            return None
+        return as_numpy(values).reshape(n, k)
+
+    def finish(self) -> None:
+        where, name, ids = self.where, self.name, self.ids
+        if self.null_lists:
+            rows = np.concatenate(self.null_lists)
+            raise input_error(where, name, "null lists", ids=_row_ids(ids, rows), count=rows.size)
+        if self.unequal:
+            rows = np.concatenate(self.unequal)
+            others = ", ".join(str(n) for n in sorted(self.lengths)[:5])
+            raise input_error(
+                where, name,
+                f"lists of unequal length (first row has {self.first} values, others {others})",
+                ids=_row_ids(ids, rows), count=rows.size,
+            )
+        if self.null_values:
+            rows = np.concatenate(self.null_values)
+            raise input_error(
+                where, name, "null values inside lists", ids=_row_ids(ids, rows), count=rows.size
+            )

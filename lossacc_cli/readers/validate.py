@@ -11,20 +11,25 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lossacc_cli.errors import InputError, input_error
-from lossacc_cli.readers.model import CompactStats, EpochData, ReadOptions, ScoreKind
+from lossacc_cli.readers.model import (
+    CLASS_NAMES_KEY,
+    CompactStats,
+    EpochData,
+    ReadOptions,
+    ScoreKind,
+)
+from lossacc_cli.readers.score_check import (  # noqa: F401 - PROB_TOL, RENORMALIZE_HINT: shared
+    PROB_TOL,
+    RENORMALIZE_HINT,
+    ScoreCheck,
+    check_class_count,
+)
 from lossacc_cli.text import shown
-
-PROB_TOL = 1e-3
-"""Tolerance on probabilities: entries in [-tol, 1 + tol], row sums within tol of 1.
-
-Published files carry float16/float32 rounding and even +1e-5 offsets; those are accepted
-unchanged.
-"""
 
 LOSS_TOL = 1e-9
 """A stored loss may dip this far below 0 (rounding of ``-log(p)`` for p close to 1)."""
@@ -32,10 +37,6 @@ LOSS_TOL = 1e-9
 MAX_INFERRED_CLASSES = 1 << 20
 """Compact files without class names get K = max(label, pred) + 1; a larger K is damage, not data."""
 
-CLASS_NAMES_KEY = "lossacc.class_names"
-"""Parquet schema metadata key holding a JSON list of class names."""
-
-RENORMALIZE_HINT = "pass --renormalize to rescale"
 
 
 def display_path(path: str | bytes | os.PathLike[str]) -> str:
@@ -103,62 +104,76 @@ class RawEpoch:
 def build_epoch(raw: RawEpoch, options: ReadOptions) -> EpochData:
     """Check a :class:`RawEpoch` against the input contract and return the validated epoch.
 
+    :func:`build_header` checks everything but the values; the (N, K) scores then go through a
+    :class:`ScoreCheck` as one block, the binary and compact values through their own checks.
+
     Raises
     ------
     InputError
         On the first rule broken; the message names the file, the field, the first
         offending sample ids and the count.
     """
-    n_samples = _check_lengths(raw)
+    header = build_header(raw)
+    if raw.kind in ("logits", "probs", "logit"):
+        check = ScoreCheck(header, raw.score_field, options)
+        return check.finish(check.add(raw.scores))
+    stats = None
+    if raw.kind == "prob":
+        _check_unit_interval(raw.source, raw.score_field, raw.scores, header.ids)
+    else:
+        stats = _checked_stats(raw, header.ids, header.n_classes)
+    check_class_count(header)
+    return replace(header, scores=raw.scores, stats=stats)
+
+
+def build_header(
+    raw: RawEpoch, shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None
+) -> EpochData:
+    """Check everything of a :class:`RawEpoch` but its values: lengths, ids, nulls, class names,
+    K and the labels against it.
+
+    The scores count by their ``shape`` and ``dtype`` only: ``raw.scores`` when it holds them,
+    else the arguments (a reader that streams the scores knows them before reading one), so that
+    an epoch's header is judged alike whether its scores are read whole or in blocks. The result
+    has ``scores`` and ``stats`` None; the values go through :class:`ScoreCheck` (or the checks of
+    the binary and compact kinds), then :func:`check_class_count`.
+    """
+    if raw.scores is not None:
+        shape, dtype = raw.scores.shape, raw.scores.dtype
+    n_samples = _check_lengths(raw, shape)
     ids, ids_from_rows = _checked_ids(raw, n_samples)
     _check_nulls(raw, ids)
     class_names = _parse_class_names(raw)
-    n_classes = _n_classes(raw, ids, class_names)
+    n_classes = _n_classes(raw, ids, class_names, shape, dtype)
     labels = _checked_labels(raw, ids, n_classes)
-    scores, stats, notes = raw.scores, None, list(raw.notes)
-    if raw.kind in ("logits", "logit"):
-        _check_finite(raw.source, raw.score_field, raw.scores, ids)
-    elif raw.kind == "probs":
-        scores = _checked_probs(raw.source, raw.score_field, raw.scores, ids, options, notes)
-    elif raw.kind == "prob":
-        _check_unit_interval(raw.source, raw.score_field, raw.scores, ids)
-    else:
-        stats = _checked_stats(raw, ids, n_classes)
-    if class_names is not None and len(class_names) != n_classes:
-        raise input_error(
-            raw.source,
-            CLASS_NAMES_KEY,
-            f"{len(class_names)} class names for {n_classes} classes",
-            hint="give one name per class, in class-index order",
-        )
     return EpochData(
         epoch=int(raw.epoch),
         source=raw.source,
         ids=ids,
         labels=labels,
         kind=raw.kind,
-        scores=scores,
+        scores=None,
         n_classes=n_classes,
-        stats=stats,
+        stats=None,
         ids_from_rows=ids_from_rows,
         class_names=class_names,
-        notes=tuple(notes),
+        notes=tuple(raw.notes),
     )
 
 
-def _check_lengths(raw: RawEpoch) -> int:
+def _check_lengths(raw: RawEpoch, score_shape: tuple[int, ...] | None) -> int:
     """Every per-sample array must have the labels' length, which must be > 0."""
     n_samples = int(raw.labels.shape[0]) if raw.labels.ndim else -1
-    arrays = {raw.label_field: raw.labels}
-    if raw.scores is not None:
-        arrays[raw.score_field] = raw.scores
+    shapes = {raw.label_field: raw.labels.shape}
+    if score_shape is not None:
+        shapes[raw.score_field] = tuple(score_shape)
     if raw.ids is not None:
-        arrays[raw.id_field] = raw.ids
-    arrays.update({k: v for k, v in raw.stats.items()})
-    for name, arr in arrays.items():
-        if arr.ndim == 0:
+        shapes[raw.id_field] = raw.ids.shape
+    shapes.update({k: v.shape for k, v in raw.stats.items()})
+    for name, shape in shapes.items():
+        if not shape:
             raise input_error(raw.source, name, "expected one value per sample, found a scalar")
-    lengths = {name: int(arr.shape[0]) for name, arr in arrays.items()}
+    lengths = {name: int(shape[0]) for name, shape in shapes.items()}
     if len(set(lengths.values())) > 1:
         odd = next(name for name, n in lengths.items() if n != n_samples)
         shown = ", ".join(f"{name} {n}" for name, n in lengths.items())
@@ -275,11 +290,12 @@ def _check_nulls(raw: RawEpoch, ids: np.ndarray) -> None:
             raise input_error(raw.source, name, "null values", ids=shown, count=count)
 
 
-def _n_classes(raw: RawEpoch, ids: np.ndarray, class_names: tuple[str, ...] | None) -> int:
+def _n_classes(raw: RawEpoch, ids: np.ndarray, class_names: tuple[str, ...] | None,
+               shape: tuple[int, ...] | None, dtype: np.dtype | None) -> int:
     """K: the scores' width (2 for binary kinds); for compact stats the class names' count,
     else ``max(labels.max(), pred.max()) + 1`` and at least 2."""
     if raw.kind != "stats":
-        return _score_classes(raw)
+        return _score_classes(raw, shape, dtype)
     if class_names is not None:
         return len(class_names)
     labels = _checked_labels(raw, ids, 0)
@@ -299,25 +315,26 @@ def _n_classes(raw: RawEpoch, ids: np.ndarray, class_names: tuple[str, ...] | No
     return max(2, int(labels.max()) + 1, int(pred.max()) + 1)
 
 
-def _score_classes(raw: RawEpoch) -> int:
+def _score_classes(raw: RawEpoch, shape: tuple[int, ...] | None, dtype: np.dtype | None) -> int:
     """K from the score array's shape, after checking its dtype and rank."""
-    scores, name = raw.scores, raw.score_field
-    if scores is None:
+    name = raw.score_field
+    if shape is None or dtype is None:
         raise input_error(raw.source, raw.kind, "no score values")
-    if scores.dtype.kind != "f":
+    shape = tuple(shape)
+    if dtype.kind != "f":
         raise input_error(
             raw.source,
             name,
-            f"scores must be floating point, found {scores.dtype}",
+            f"scores must be floating point, found {dtype}",
             hint="cast to float32",
         )
     if raw.kind in ("logit", "prob"):
-        if scores.ndim != 1:
-            raise input_error(raw.source, name, f"expected shape (N,), found {scores.shape}")
+        if len(shape) != 1:
+            raise input_error(raw.source, name, f"expected shape (N,), found {shape}")
         return 2
-    if scores.ndim != 2:
-        raise input_error(raw.source, name, f"expected shape (N, K), found {scores.shape}")
-    n_classes = int(scores.shape[1])
+    if len(shape) != 2:
+        raise input_error(raw.source, name, f"expected shape (N, K), found {shape}")
+    n_classes = int(shape[1])
     if n_classes < 2:
         raise input_error(
             raw.source,
@@ -364,20 +381,6 @@ def _checked_labels(raw: RawEpoch, ids: np.ndarray, n_classes: int) -> np.ndarra
     return labels.astype(np.int64, copy=False)
 
 
-def _check_finite(source: str, name: str, scores: np.ndarray, ids: np.ndarray) -> None:
-    # min/max propagate NaN and expose inf: two passes, no temporary on the happy path.
-    if np.isfinite(scores.min()) and np.isfinite(scores.max()):
-        return
-    bad = ~np.isfinite(scores)
-    if bad.ndim == 2:
-        bad = bad.any(axis=1)
-    shown, count = _rows_ids(ids, bad)
-    hint = "float16 overflow shows up as inf" if scores.dtype == np.float16 else ""
-    raise input_error(
-        source, name, "logits must be finite, found NaN or inf", ids=shown, count=count, hint=hint
-    )
-
-
 def _check_unit_interval(source: str, name: str, values: np.ndarray, ids: np.ndarray) -> None:
     """Values in [0, 1] within PROB_TOL (NaN fails)."""
     low, high = values.min(), values.max()
@@ -386,76 +389,6 @@ def _check_unit_interval(source: str, name: str, values: np.ndarray, ids: np.nda
     bad = ~((values >= -PROB_TOL) & (values <= 1 + PROB_TOL))
     shown, count = _rows_ids(ids, bad)
     raise input_error(source, name, "values outside [0, 1] or NaN", ids=shown, count=count)
-
-
-def _checked_probs(
-    source: str,
-    name: str,
-    probs: np.ndarray,
-    ids: np.ndarray,
-    options: ReadOptions,
-    notes: list[str],
-) -> np.ndarray:
-    """(N, K) probabilities: entries in [0, 1] and row sums 1, both within PROB_TOL.
-
-    With ``options.renormalize`` the rows beyond the tolerance get negatives clipped to 0 and
-    are divided by their sums (in a copy); rows within the tolerance are left unchanged.
-    """
-    if not (np.isfinite(probs.min()) and np.isfinite(probs.max())):
-        bad = ~np.isfinite(probs).all(axis=1)
-        shown, count = _rows_ids(ids, bad)
-        raise input_error(source, name, "probabilities must be finite, found NaN or inf",
-                          ids=shown, count=count)
-    entry_ok = probs.min() >= -PROB_TOL and probs.max() <= 1 + PROB_TOL
-    sums = probs.sum(axis=1, dtype=np.float64)
-    sum_dev = np.abs(sums - 1.0)
-    if entry_ok and sum_dev.max() <= PROB_TOL:
-        return probs
-    off_range = ~((probs >= -PROB_TOL) & (probs <= 1 + PROB_TOL)).all(axis=1)
-    off_sum = sum_dev > PROB_TOL
-    if not options.renormalize:
-        if off_range.any():
-            shown, count = _rows_ids(ids, off_range)
-            low, high = float(probs.min()), float(probs.max())
-            hint = RENORMALIZE_HINT
-            if low < -0.5 or high > 1.5:
-                hint += " (values this far from [0, 1] look like logits: name the column 'logits')"
-            raise input_error(
-                source,
-                name,
-                f"probabilities outside [0, 1] (min {low:.4g}, max {high:.4g})",
-                ids=shown,
-                count=count,
-                hint=hint,
-            )
-        shown, count = _rows_ids(ids, off_sum)
-        raise input_error(
-            source,
-            name,
-            f"row sums differ from 1 by up to {float(sum_dev.max()):.3g}",
-            ids=shown,
-            count=count,
-            hint=RENORMALIZE_HINT,
-        )
-    rows = np.flatnonzero(off_range | off_sum)
-    fixed = np.clip(probs[rows], 0, None)
-    row_sums = fixed.sum(axis=1, dtype=np.float64)
-    zero = row_sums <= 0
-    if zero.any():
-        raise input_error(
-            source,
-            name,
-            "rows sum to 0 and cannot be renormalised",
-            ids=ids[rows[zero][:5]].tolist(),
-            count=int(zero.sum()),
-        )
-    out = probs.copy()
-    out[rows] = (fixed / row_sums[:, None]).astype(probs.dtype, copy=False)
-    notes.append(
-        f"{source}: renormalised {rows.size} of {probs.shape[0]} rows of '{name}' "
-        f"(negatives clipped to 0, rows divided by their sums)"
-    )
-    return out
 
 
 def _as_int(raw: RawEpoch, name: str, ids: np.ndarray) -> np.ndarray:
