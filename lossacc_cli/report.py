@@ -73,6 +73,8 @@ class AnalyzeReport:
 
     @cached_property
     def calibration_to(self) -> CalibrationReport:
+        if self.to_epoch == self.from_epoch:  # one epoch compared with itself: computed once
+            return self.calibration_from
         return calibration_report(self.run, self.to_epoch)
 
     @cached_property
@@ -81,6 +83,8 @@ class AnalyzeReport:
 
     @cached_property
     def losses_to(self) -> LossDistribution:
+        if self.to_epoch == self.from_epoch:
+            return self.losses_from
         return loss_distribution(self.run, self.to_epoch)
 
     @property

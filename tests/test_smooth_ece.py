@@ -57,3 +57,33 @@ def test_uniformly_positive_residual_equals_the_confidence_gap():
     # smECE = ∫ (1/N) Σ K (f - y) dt = mean(f - y) = 0.9 at any width
     f, y = np.full(50, 0.9), np.zeros(50)
     assert smooth_ece_at(f, y, 0.1) == pytest.approx(0.9, rel=1e-9)
+
+
+def _whole_period_value(grid, sigma):
+    """``_Smoother.value`` with the kernel computed at every point of the period, every image
+    included (the terms it leaves out are exactly 0.0, the second half a mirror image)."""
+    m = grid.shape[0] - 1
+    period = 2 * m
+    ext = np.zeros(period)
+    ext[: m + 1] = grid
+    ext[m + 1 :] = grid[1:m][::-1]
+    ext[0] *= 2.0
+    ext[m] *= 2.0
+    d = np.minimum(np.arange(period), period - np.arange(period)) / m
+    kernel = np.zeros(period)
+    for wrap in range(0, 4):
+        for sign in ((1,) if wrap == 0 else (1, -1)):
+            kernel += np.exp(-0.5 * ((d + sign * 2.0 * wrap) / sigma) ** 2)
+    kernel /= np.sqrt(2 * np.pi) * sigma
+    smoothed = np.fft.irfft(np.fft.rfft(ext) * np.fft.rfft(kernel), n=period)[: m + 1]
+    magnitude = np.abs(smoothed)
+    return float(1.0 / m * (magnitude.sum() - 0.5 * (magnitude[0] + magnitude[-1])))
+
+
+@pytest.mark.parametrize("sigma", [1e-3, 0.004, 0.0259, 0.026, 0.05, 0.3, 0.99, 1.0])
+def test_the_kernel_computed_near_its_images_only_is_the_whole_kernel_bit_for_bit(sigma):
+    from lossacc_cli.metrics.smooth_ece import _grid_residuals, _Smoother
+
+    f, y = _sample(3, n=500)
+    grid = _grid_residuals(f, y, 1 << 12)
+    assert _Smoother(grid).value(sigma) == _whole_period_value(grid, sigma)

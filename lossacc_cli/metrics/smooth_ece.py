@@ -55,20 +55,35 @@ class _Smoother:
         ext[m] *= 2.0
         self.m, self.period = m, period
         self.spectrum = np.fft.rfft(ext)
-        self.offsets = np.minimum(np.arange(period), period - np.arange(period)) / m  # circular distance
+        # circular distance of grid point j from 0: j / m up to the half period, then back down
+        self.offsets = np.arange(m + 1) / m
 
     def value(self, sigma: float) -> float:
-        d = self.offsets
         kernel = np.zeros(self.period)
+        half = kernel[: self.m + 1]
         for wrap in range(0, 4):  # images of the 2-periodic kernel; exp(-(2*3)^2 / 2) is negligible
             for sign in ((1,) if wrap == 0 else (1, -1)):
-                shift = d + sign * 2.0 * wrap
-                kernel += np.exp(-0.5 * (shift / sigma) ** 2)
-        kernel /= np.sqrt(2 * np.pi) * sigma
+                shift = self.offsets + sign * 2.0 * wrap
+                near = _near(shift, sigma)
+                if near.stop > near.start:  # elsewhere exp(...) is exactly 0: nothing to add
+                    half[near] += np.exp(-0.5 * (shift[near] / sigma) ** 2)
+        half /= np.sqrt(2 * np.pi) * sigma
+        kernel[self.m + 1 :] = half[1 : self.m][::-1]  # the distance is symmetric about m
         smoothed = np.fft.irfft(self.spectrum * np.fft.rfft(kernel), n=self.period)[: self.m + 1]
         magnitude = np.abs(smoothed)
         h = 1.0 / self.m
         return float(h * (magnitude.sum() - 0.5 * (magnitude[0] + magnitude[-1])))  # trapezoid
+
+
+ZERO_BEYOND = 40.0
+"""exp(-x^2 / 2) is exactly 0.0 in float64 beyond x = 38.6: grid points farther than this many
+widths from a kernel image add nothing, and are not computed."""
+
+
+def _near(shift: np.ndarray, sigma: float) -> slice:
+    """The grid points (``shift`` increasing) within :data:`ZERO_BEYOND` widths of 0."""
+    reach = ZERO_BEYOND * sigma
+    return slice(int(np.searchsorted(shift, -reach, "left")), int(np.searchsorted(shift, reach, "right")))
 
 
 def smooth_ece_at(confidence, correct, sigma: float, *, intervals: int = GRID_POINTS) -> float:
