@@ -414,9 +414,7 @@ def _prefetch(items: Iterator, depth: int = 2) -> Iterator:
         except BaseException as exc:  # noqa: BLE001 - re-raised on the consuming thread
             buffer.put((_DONE, exc))
         finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()  # a generator's own clean-up runs here, on its thread
+            _close(items)  # a generator's own clean-up runs here, on its thread
 
     thread = threading.Thread(target=produce, name="lossacc-read", daemon=True)
     thread.start()
@@ -579,9 +577,7 @@ def _counted(items: Iterator, total: int, on_epoch: Callable[[int, int], None] |
             if on_epoch is not None:
                 on_epoch(done, total)
     finally:
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
+        _close(items)
 
 
 def _worker_count(sources: list[EpochSource], jobs: int) -> int:
@@ -602,6 +598,13 @@ def _cached_epochs(sources: list[EpochSource], options: ReadOptions,
     return found
 
 
+def _close(items: Iterable) -> None:
+    """Close ``items`` if it can be closed (a generator: its clean-up runs now, not when freed)."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
+
+
 def _in_order(total: int, found: dict[int, ReducedEpoch],
               fresh: Iterator[ReducedEpoch]) -> Iterator[ReducedEpoch]:
     """Every epoch in reading order: position i from ``found``, else the next of ``fresh``."""
@@ -609,9 +612,7 @@ def _in_order(total: int, found: dict[int, ReducedEpoch],
         for i in range(total):
             yield found[i] if i in found else next(fresh)
     finally:
-        close = getattr(fresh, "close", None)
-        if close is not None:
-            close()  # workers still running are stopped (an error, Ctrl-C)
+        _close(fresh)  # workers still running are stopped (an error, Ctrl-C)
 
 
 def available_cores() -> int:
@@ -643,11 +644,7 @@ def _in_processes(
     with at most two epochs per worker in flight, so memory stays flat whatever the number of
     epochs. ``task`` is the per-epoch work (:func:`reduce_cached`'s arguments and result)."""
     tasks = [(source, options, threads, cache) for source in sources]
-    return in_order(task, tasks, workers, start=_worker_start)
-
-
-def _worker_start() -> None:
-    forget_passes()
+    return in_order(task, tasks, workers, start=forget_passes)
 
 
 def build_run(path: str, epochs: Iterable[EpochData], *, notes: tuple[str, ...] = ()) -> Run:
@@ -672,9 +669,7 @@ def _assemble(path: str, epochs: Iterable[ReducedEpoch | CheckedEpoch], *, notes
     try:
         return _assembled(path, epochs, notes=notes, shown=shown)
     finally:
-        close = getattr(epochs, "close", None)
-        if close is not None:
-            close()
+        _close(epochs)
 
 
 def _assembled(path: str, epochs: Iterable[ReducedEpoch | CheckedEpoch], *, notes: tuple[str, ...],
