@@ -14,6 +14,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 
 import numpy as np
 from numpy.lib.npyio import NpzFile
@@ -23,7 +24,7 @@ from lossacc_cli.readers.budget import Budget, npz_member_claim
 from lossacc_cli.readers.files import changed_error, open_regular, same_file
 from lossacc_cli.readers.model import EpochData, ReadOptions
 from lossacc_cli.readers.score_check import ScoreCheck
-from lossacc_cli.readers.stream import STREAM_BATCH_BYTES, EpochStream
+from lossacc_cli.readers.stream import STREAM_BATCH_BYTES, EpochStream, open_stream
 from lossacc_cli.readers.validate import (
     RawEpoch,
     build_epoch,
@@ -281,15 +282,7 @@ def stream_npz(
     """
     if options.split is not None:
         return None
-    files = ExitStack()
-    try:
-        stream = _open_stream(paths, epoch, where, options, files)
-    except BaseException as exc:
-        files.__exit__(type(exc), exc, exc.__traceback__)  # a file that changed says so
-        raise
-    if stream is None:
-        files.close()
-    return stream
+    return open_stream(partial(_open_stream, paths, epoch, where, options))
 
 
 def _open_stream(paths: list[str], epoch: int, where: str, options: ReadOptions,

@@ -28,7 +28,7 @@ from lossacc_cli.readers.files import native_path, open_regular
 from lossacc_cli.readers.footer import footer_bytes, unsafe_chunks
 from lossacc_cli.readers.model import EpochData, ReadOptions
 from lossacc_cli.readers.score_check import ScoreCheck
-from lossacc_cli.readers.stream import STREAM_BATCH_BYTES, EpochStream
+from lossacc_cli.readers.stream import STREAM_BATCH_BYTES, EpochStream, open_stream
 from lossacc_cli.readers.validate import (
     CLASS_NAMES_KEY,
     Layout,
@@ -604,15 +604,7 @@ def stream_parquet(
     """
     if long and all(_read_grouped(path) or _read_in_one_pass(path) for path in paths):
         return None
-    files = ExitStack()
-    try:
-        stream = _open_stream(paths, epoch, where, options, long, threads, files)
-    except BaseException as exc:
-        files.__exit__(type(exc), exc, exc.__traceback__)  # the files word their own faults
-        raise
-    if stream is None:
-        files.close()
-    return stream
+    return open_stream(partial(_open_stream, paths, epoch, where, options, long, threads))
 
 
 @dataclass

@@ -17,6 +17,21 @@ STREAM_BATCH_BYTES = 2 << 20
 own buffers small; a whole-table read peaks at 4-5x the scores."""
 
 
+def open_stream(open_files: Callable[[ExitStack], EpochStream | None]) -> EpochStream | None:
+    """``open_files(files)``, which opens the epoch's files into ``files`` and returns the stream
+    that then owns them, or None (the epoch is read whole: its files are closed here). A fault
+    while opening closes the files with the fault in hand, so a file that changed says so."""
+    files = ExitStack()
+    try:
+        stream = open_files(files)
+    except BaseException as exc:
+        files.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    if stream is None:
+        files.close()
+    return stream
+
+
 class EpochStream:
     """One epoch opened for streaming its (N, K) scores (shared by the Parquet and NPZ readers).
 
