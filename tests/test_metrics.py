@@ -344,10 +344,14 @@ def _mass_bins_by_stable_sort(conf, n_bins):
     return bins
 
 
+def _tied_confidences(max_size: int):
+    """Confidences with many exact ties (0, 0.5 and 1.0 are common)."""
+    return st.lists(st.sampled_from([0.0, 0.1, 0.5, 0.5, 0.9, 1.0]) | st.floats(0, 1), min_size=1,
+                    max_size=max_size)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([0.0, 0.1, 0.5, 0.5, 0.9, 1.0]) | st.floats(0, 1), min_size=1,
-                max_size=80),
-       st.integers(1, 20))
+@given(_tied_confidences(80), st.integers(1, 20))
 def test_equal_mass_bins_are_the_stable_sort_cut(values, n_bins):
     # many exact ties (a confidence of 1.0 is common): ties go to bins in sample order
     conf = np.array(values)
@@ -364,17 +368,12 @@ def test_equal_mass_bins_are_the_stable_sort_cut(values, n_bins):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([0.0, 0.1, 0.5, 0.5, 0.9, 1.0]) | st.floats(0, 1), min_size=1,
-                max_size=200),
-       st.integers(1, 20))
+@given(_tied_confidences(200), st.integers(1, 20))
 def test_equal_mass_bin_of_every_sample_is_the_stable_sort_cut(values, n_bins):
-    from lossacc_cli.metrics.calibration import _rank_bins
+    from lossacc_cli.metrics.calibration import _rank_bins, equal_mass_groups
 
     conf = np.array(values)
-    nb = min(n_bins, conf.size)
-    sizes = np.full(nb, conf.size // nb)
-    sizes[: conf.size % nb] += 1
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    starts, sizes = equal_mass_groups(conf.size, n_bins)
     bins, lower, upper = _rank_bins(conf, starts, sizes)
     np.testing.assert_array_equal(bins, _mass_bins_by_stable_sort(conf, n_bins))
     ranked = np.sort(conf)

@@ -96,16 +96,22 @@ def reliability_table(
         edges = np.linspace(0.0, 1.0, n_bins + 1)
         lower, upper = edges[:-1], edges[1:]
     elif strategy == "quantile":
-        n = confidence.shape[0]
-        n_bins = min(n_bins, n)
-        sizes = np.full(n_bins, n // n_bins)
-        sizes[: n % n_bins] += 1
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        starts, sizes = equal_mass_groups(confidence.shape[0], n_bins)
+        n_bins = sizes.shape[0]
         bins, lower, upper = _rank_bins(confidence, starts, sizes)
     else:
         raise ValueError(f"unknown binning strategy {strategy!r}")
     count, conf_mean, acc = _bin_means(bins, n_bins, confidence, correct)
     return ReliabilityTable(lower=lower, upper=upper, count=count, confidence=conf_mean, accuracy=acc)
+
+
+def equal_mass_groups(n: int, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """First rank and size of each of ``min(n_bins, n)`` groups of consecutive ranks whose sizes
+    differ by at most one, the larger first (``np.array_split``'s cut)."""
+    n_bins = min(n_bins, n)
+    sizes = np.full(n_bins, n // n_bins)
+    sizes[: n % n_bins] += 1
+    return np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes
 
 
 def _rank_bins(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray):
