@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from lossacc_cli.analysis.compare import class_stats
 from lossacc_cli.analysis.dynamics import suspected_label_errors, training_dynamics
 from lossacc_cli.analysis.rise import concentration, decompose
-from lossacc_cli.analysis.outliers import outlier_report
+from lossacc_cli.analysis.outliers import loss_distribution, outlier_report
 from lossacc_cli.analysis.overview import overview
 from lossacc_cli.analysis.run import build_run
 from tests.helpers import epoch
@@ -129,6 +129,20 @@ def test_binary_outlier_is_named_first_with_mean_loss_without_it():
     assert rep.loss_without == pytest.approx(math.log1p(math.exp(-3)))
     assert rep.loss == pytest.approx((99 * math.log1p(math.exp(-3)) + 12.000006) / 100, abs=1e-6)
     assert sum(b.count for b in rep.histogram) == 100
+
+
+def test_outlier_report_and_loss_distribution_give_the_linear_quantiles_by_hand():
+    # 99 losses ln(1+e^-3) and one 12.000006: p99 sits at rank 0.99 * 99 = 98.01, one hundredth of
+    # the way from the last small loss to the large one
+    s = np.full(100, 3.0)
+    s[7] = -12.0
+    run = build_run("r", [epoch(s, np.ones(100, dtype=np.int64), kind="logit", epoch_no=2)])
+    small, large = math.log1p(math.exp(-3)), 12.0 + math.log1p(math.exp(-12))
+    expected = {"p50": small, "p90": small, "p99": small + 0.01 * (large - small), "max": large}
+    for q in (outlier_report(run, 2).quantiles, loss_distribution(run, 2).quantiles):
+        assert q.keys() == expected.keys()
+        for key, value in expected.items():
+            assert q[key] == pytest.approx(value, rel=1e-6), key
 
 
 def test_overview_marks_loss_up_accuracy_up_epochs():

@@ -9,7 +9,7 @@ import numpy as np
 
 from lossacc_cli.metrics.ranking import shortest_prefix
 
-from lossacc_cli.analysis.run import Run
+from lossacc_cli.analysis.run import EpochRecord, Run
 from lossacc_cli.metrics.summary import top_share
 
 HISTOGRAM_EDGES = (0.0, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, math.inf)
@@ -101,6 +101,13 @@ class LossDistribution:
     outlier_losses: np.ndarray
 
 
+def loss_quantiles(r: EpochRecord) -> dict:
+    """The epoch's loss quantiles in nats: p50, p90, p99 as its summary computed them (NumPy's
+    linear interpolation) and the largest loss."""
+    s = r.summary
+    return {"p50": s.loss_p50, "p90": s.loss_p90, "p99": s.loss_p99, "max": s.loss_max}
+
+
 def loss_distribution(run: Run, epoch: int, *, top: int = 50) -> LossDistribution:
     """The loss distribution of ``epoch``; ``top`` outlying samples at most."""
     r = run.record(epoch)
@@ -116,8 +123,7 @@ def loss_distribution(run: Run, epoch: int, *, top: int = 50) -> LossDistributio
         n_samples=int(loss.shape[0]),
         edges=edges,
         counts=counts,
-        quantiles={q: float(v) for q, v in zip(("p50", "p90", "p99"), np.quantile(loss, [0.5, 0.9, 0.99]))}
-        | {"max": float(loss.max())},
+        quantiles=loss_quantiles(r),
         outliers=idx,
         outlier_losses=loss[idx],
     )
@@ -139,12 +145,7 @@ def outlier_report(run: Run, epoch: int, *, top: int = 10) -> OutlierReport:
         epoch=r.epoch,
         n_samples=n,
         loss=float(loss.mean()),
-        quantiles={
-            "p50": float(np.quantile(loss, 0.5)),
-            "p90": float(np.quantile(loss, 0.9)),
-            "p99": float(np.quantile(loss, 0.99)),
-            "max": float(loss.max()),
-        },
+        quantiles=loss_quantiles(r),
         top1pct_share=top_share(loss),
         top10_share=top10,
         histogram=histogram(loss),
