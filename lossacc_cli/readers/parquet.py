@@ -17,8 +17,9 @@ from functools import partial
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
+# pyarrow.compute (0.05-0.1 s to import) is imported inside the filters that use it (long
+# format, --split): reading a per-epoch file never needs it
 
 from lossacc_cli.errors import InputError, input_error
 from lossacc_cli.readers import long as long_pass
@@ -168,6 +169,7 @@ def _distinct_epochs(column: pa.ChunkedArray, label: str) -> np.ndarray:
         )
     if column.null_count:
         raise input_error(label, EPOCH, "null epochs", count=column.null_count)
+    import pyarrow.compute as pc
     return epoch_numbers(as_numpy(pc.unique(column)), label, EPOCH)
 
 
@@ -297,6 +299,7 @@ def _epoch_rows(parquet_file: CheckedParquetFile, columns: list[str], epoch: int
     if long_pass.one_pass(path, parquet_file):  # row groups of many epochs: one pass for them all
         return long_pass.epoch_rows(path, parquet_file, columns, epoch, partial(open_parquet, path))
     table = parquet_file.read_row_groups(groups, columns=columns)
+    import pyarrow.compute as pc
     return table.filter(pc.equal(table.column(EPOCH), epoch))
 
 
@@ -428,6 +431,7 @@ def _select_split(
             hint="drop --split for this input",
         )
     column = _as_strings(table.column(SPLIT), where)
+    import pyarrow.compute as pc
     kept = table.filter(pc.fill_null(pc.equal(column, options.split), False))
     if kept.num_rows == 0:
         found = _split_values(column, where)
@@ -447,6 +451,7 @@ def _as_strings(column: pa.ChunkedArray, where: str) -> pa.ChunkedArray:
 
 
 def _split_values(column: pa.ChunkedArray, where: str) -> list[str]:
+    import pyarrow.compute as pc
     values = pc.unique(_as_strings(column, where)).drop_null()
     return [str(v) for v in as_numpy(values)[:10]]
 
@@ -726,6 +731,7 @@ def _kept_rows(parts: list[_Part], epoch: int, where: str, options: ReadOptions,
         offset += part.table.num_rows
     table = tables[0] if len(tables) == 1 else _concat(tables, where)
     if long:
+        import pyarrow.compute as pc
         table = table.filter(pc.equal(table.column(EPOCH), epoch))
     elif EPOCH in table.column_names:
         _check_epoch_column(table.column(EPOCH), epoch, where)
@@ -889,7 +895,8 @@ class _ListCheck:
                 break
         k = 0
         if seen and len(seen[-1]):
-            k = seen[-1].value_lengths()[0].as_py() or 0  # a null first list: finish() says so
+            first = seen[-1][0]  # (not value_lengths(), which imports pyarrow.compute)
+            k = len(first.values) if first.is_valid else 0  # a null first list: finish() says so
         return k, itertools.chain(seen, arrays)
 
     def add(self, array: pa.Array) -> np.ndarray | None:
