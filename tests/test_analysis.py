@@ -204,3 +204,18 @@ def test_id_table_maps_ids_across_epochs_and_keeps_int_and_string_ids_apart():
     assert t.rows_for(np.array(["3", "a"], dtype=object)).tolist() == [4, 5]
     assert t.rows_for(np.array(["a", 3, 9], dtype=object)).tolist() == [5, 1, 2]
     assert t.ids.tolist() == [5, 3, 9, 7, "3", "a"]
+
+
+def test_calibration_report_shows_the_tables_the_summary_measured():
+    # epoch 2: confidences .9 (x9, all correct) and 1-2e-6 (wrong): one table pair serves both the
+    # summary's ECE variants and the calibration report, so the two can never disagree
+    from lossacc_cli.analysis.calibration import calibration_report
+
+    run = _one_bad_sample_run()
+    rep = calibration_report(run, 2)
+    width, mass = run.record(2).stats.reliability()
+    assert rep.equal_width is width and rep.equal_mass is mass
+    # equal width: bin 13 holds the nine .9s, all right (gap .1, weight .9), bin 14 the wrong
+    # 1-2e-6 (gap 1-2e-6, weight .1): ECE = .09 + (1-2e-6)/10 = .1899998
+    assert rep.summary.ece == pytest.approx(0.1899998, abs=1e-9)
+    assert rep.summary.adaptive_ece == mass.ece() and rep.summary.mce == width.mce()

@@ -118,6 +118,27 @@ def test_adaptive_ece_hand_computed():
     assert t.ece() == pytest.approx(0.35)
 
 
+def test_reliability_tables_are_computed_once_per_stats_and_follow_a_replaced_confidence():
+    # four rows: conf .9 .8 .7 .6 (the top of each), correct 1 0 1 1; with 2 bins the equal-width
+    # tables split at .5 (all in the upper bin: conf .75, acc .75) and equal mass at rank 2.
+    import dataclasses
+    import pickle
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4]])
+    s = from_probs(np.array([0, 0, 0, 0]), probs)
+    width, mass = s.reliability(2)
+    assert s.reliability(2)[0] is width and s.reliability(2)[1] is mass
+    assert width.count.tolist() == [0, 4] and width.accuracy[1] == pytest.approx(0.75)
+    assert mass.count.tolist() == [2, 2] and mass.ece() == pytest.approx(0.35)
+    assert s.reliability()[0].count.shape == (15,)  # another bin count is its own pair
+    # a copy with other confidences gets its own tables, not the memo of the original
+    low = dataclasses.replace(s, confidence=np.array([0.55, 0.55, 0.55, 0.55]))
+    assert low.reliability(2)[0].confidence[1] == pytest.approx(0.55)
+    # the memo travels with the stats to a worker process and back, values intact
+    back = pickle.loads(pickle.dumps(s))
+    assert back.reliability(2)[1].count.tolist() == [2, 2]
+
+
 def test_classwise_ece_hand_computed():
     # class 0: p = [.75, .25], both labelled 0: 1/2|1-.75| + 1/2|1-.25| = .5
     # class 1: p = [.25, .75], none labelled 1: 1/2*.25 + 1/2*.75 = .5  -> mean .5

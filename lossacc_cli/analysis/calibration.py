@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lossacc_cli.analysis.run import Run
-from lossacc_cli.metrics.calibration import N_BINS, ReliabilityTable, reliability_table
+from lossacc_cli.metrics.calibration import N_BINS, ReliabilityTable
 from lossacc_cli.metrics.smooth_ece import smooth_ece
 from lossacc_cli.metrics.summary import EpochSummary
 
@@ -32,11 +32,12 @@ def calibration_report(run: Run, epoch: int, *, n_bins: int = N_BINS) -> Calibra
     r = run.record(epoch)
     s = r.stats
     smooth = smooth_ece(s.confidence, s.correct)
+    equal_width, equal_mass = s.reliability(n_bins)
     return CalibrationReport(
         epoch=r.epoch,
         summary=r.summary,
-        equal_width=reliability_table(s.confidence, s.correct, n_bins=n_bins),
-        equal_mass=reliability_table(s.confidence, s.correct, n_bins=n_bins, strategy="quantile"),
+        equal_width=equal_width,
+        equal_mass=equal_mass,
         smooth_ece=smooth.value,
         smooth_ece_sigma=smooth.sigma,
         calibration_loss=r.summary.loss - r.summary.recalibrated_loss,

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossacc_cli.metrics.calibration import reliability_table
 from lossacc_cli.metrics.recalibration import Recalibrated, as_given
 from lossacc_cli.metrics.temperature_search import TemperatureFit
 from lossacc_cli.metrics.vectors import SampleStats
@@ -142,8 +141,7 @@ def summary_from_parts(
     accuracy = float(stats.correct.mean())
     mean_loss = float(loss.mean())
     q50, q90, q99 = np.quantile(loss, [0.5, 0.9, 0.99])
-    width = reliability_table(stats.confidence, stats.correct)
-    mass = reliability_table(stats.confidence, stats.correct, strategy="quantile")
+    width, mass = stats.reliability()
     mean_conf = float(stats.confidence.mean())
     if fit is None:
         fit = TemperatureFit(float("nan"), mean_loss, float("nan"), False)
