@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lossacc_cli.metrics.calibration import (
+    COUNT_MIN_VALUES,
     bin_index,
     classwise_calibration_error,
     expected_calibration_error,
@@ -354,6 +355,9 @@ def test_bin_index_is_the_binary_search(values, n_bins):
     v = np.concatenate([values, edges, np.nextafter(edges, 2.0), np.nextafter(edges, -1.0)])
     expected = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, n_bins - 1)
     np.testing.assert_array_equal(bin_index(v, edges), expected)
+    # the same values among many (counted, not computed): the same bins
+    many = np.resize(v, max(v.size, COUNT_MIN_VALUES))
+    np.testing.assert_array_equal(bin_index(many, edges)[: v.size], expected)
 
 
 def _mass_bins_by_stable_sort(conf, n_bins):
@@ -402,6 +406,39 @@ def test_equal_mass_bin_of_every_sample_is_the_stable_sort_cut(values, n_bins):
     np.testing.assert_array_equal(upper, ranked[starts + sizes - 1])
 
 
+@pytest.mark.parametrize("n_cuts", [1, 14, 64, 65])
+@pytest.mark.parametrize("strict", [True, False])
+def test_counting_the_cuts_below_is_the_binary_search(n_cuts, strict):
+    # several blocks of values (NaN, infinities, the cuts themselves and their neighbours), tied
+    # cuts, and a count beyond which the cuts are searched: always searchsorted's answer
+    from lossacc_cli.metrics.calibration import COUNT_BLOCK, cuts_below
+
+    rng = np.random.default_rng(n_cuts)
+    cuts = np.sort(np.round(rng.random(n_cuts), 1))  # rounding ties some cuts
+    v = np.concatenate([rng.random(2 * COUNT_BLOCK + 17), cuts, np.nextafter(cuts, 2.0),
+                        np.nextafter(cuts, -1.0), [np.nan, np.inf, -np.inf, -0.0]])
+    rng.shuffle(v)
+    side = "left" if strict else "right"
+    got = cuts_below(v, cuts, strict=strict)
+    assert got.dtype == np.intp
+    np.testing.assert_array_equal(got, np.searchsorted(cuts, v, side=side))
+    with_nan = np.append(cuts, np.nan)  # a NaN cut (NaN confidences at a cut rank): searched
+    np.testing.assert_array_equal(cuts_below(v, with_nan, strict=strict),
+                                  np.searchsorted(with_nan, v, side=side))
+
+
+def test_equal_mass_bins_of_a_large_tied_epoch_are_the_stable_sort_cut():
+    # 200,000 confidences, half exactly 1.0 and many repeated float32 values, over several blocks
+    from lossacc_cli.metrics.calibration import _rank_bins, equal_mass_groups
+
+    rng = np.random.default_rng(7)
+    conf = rng.beta(5, 1, 200_000).astype(np.float32).astype(np.float64)
+    conf[rng.random(conf.size) < 0.5] = 1.0
+    starts, sizes = equal_mass_groups(conf.size, 15)
+    bins, _, _ = _rank_bins(conf, starts, sizes)
+    np.testing.assert_array_equal(bins, _mass_bins_by_stable_sort(conf, 15))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tied_logits_give_a_plain_zero_margin_and_a_shared_confidence(dtype):
     # z[label] - max_{k != label} z_k = 0 on a tie, +0.0 (printed "0", never "-0")
@@ -412,9 +449,10 @@ def test_tied_logits_give_a_plain_zero_margin_and_a_shared_confidence(dtype):
     np.testing.assert_array_equal(s.pred, [0, 0])  # the first of the tied classes
 
 
-def test_bin_index_of_nan_and_infinities_is_the_binary_search():
+@pytest.mark.parametrize("n", [4, COUNT_MIN_VALUES])
+def test_bin_index_of_nan_and_infinities_is_the_binary_search(n):
     edges = np.linspace(0.0, 1.0, 16)
-    v = np.array([np.nan, np.inf, -np.inf, 0.5])
+    v = np.resize([np.nan, np.inf, -np.inf, 0.5], n)
     expected = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, 14)
     np.testing.assert_array_equal(bin_index(v, edges), expected)
 

@@ -66,9 +66,13 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """``b`` with ``edges[b] <= v < edges[b + 1]`` for float64 ``values`` (``searchsorted(edges, v,
     'right') - 1``), clipped to the first and last bins, for equal-width ``edges`` from 0 to 1.
 
-    ``floor(v * B)`` is the bin up to one rounding either way, which one comparison with each
-    neighbouring edge settles: three times faster than a binary search on small arrays.
+    That is the number of inner edges at or below ``v`` (NaN: the last bin, as searchsorted sorts it
+    last), counted by :func:`cuts_below` for many values. For a few, ``floor(v * B)`` is the bin up
+    to one rounding either way, which one comparison with each neighbouring edge settles: fewer
+    calls, and three times faster than a binary search on small arrays.
     """
+    if values.shape[0] >= COUNT_MIN_VALUES:
+        return cuts_below(values, edges[1:-1], strict=False)
     n_bins = edges.shape[0] - 1
     scaled = values * n_bins
     np.clip(scaled, 0, n_bins - 1, out=scaled)
@@ -79,6 +83,45 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     np.maximum(b, 0, out=b)
     b += (values >= edges[b + 1]) & (b < n_bins - 1)
     return b
+
+
+COUNT_BLOCK = 1 << 16
+"""Values compared with the cuts at a time: the block and its counts stay in cache."""
+
+COUNT_MIN_VALUES = 4096
+"""Below this many values, one call per cut costs more than it saves: they are searched."""
+
+COUNT_MAX_CUTS = 64
+"""Up to this many cuts a value's position is counted comparison by comparison (3-6x faster than
+a binary search on 65,536 values: no branches, one pass per cut over a cached block); beyond,
+searched."""
+
+
+def cuts_below(values: np.ndarray, cuts: np.ndarray, *, strict: bool) -> np.ndarray:
+    """How many of the sorted ``cuts`` are below each value: ``cut < v`` (``strict``) or
+    ``cut <= v``; ``np.searchsorted(cuts, values, 'left' if strict else 'right')`` as intp.
+
+    Counted as ``len(cuts)`` minus the cuts that are not below, so a NaN value is above every cut
+    as in searchsorted (which sorts NaN last); cuts holding NaN are searched.
+    """
+    values = np.asarray(values, dtype=np.float64)  # the comparisons in float64, exact
+    cuts = np.asarray(cuts, dtype=np.float64)
+    n, m = values.shape[0], cuts.shape[0]
+    if n < COUNT_MIN_VALUES or m > COUNT_MAX_CUTS or np.isnan(cuts).any():
+        return np.searchsorted(cuts, values, side="left" if strict else "right").astype(np.intp, copy=False)
+    not_below = np.less_equal if strict else np.less  # v <= cut: the cut is not below v
+    out = np.empty(n, dtype=np.intp)
+    count = np.empty(min(n, COUNT_BLOCK), dtype=np.uint8)
+    hit = np.empty(count.shape[0], dtype=bool)
+    for start in range(0, n, COUNT_BLOCK):
+        block = values[start : start + COUNT_BLOCK]
+        c, h = count[: block.shape[0]], hit[: block.shape[0]]
+        c.fill(0)
+        for cut in cuts:
+            not_below(block, cut, out=h)
+            c += h
+        np.subtract(m, c, out=out[start : start + block.shape[0]], casting="unsafe")
+    return out
 
 
 def reliability_table(
@@ -120,18 +163,25 @@ def _rank_bins(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray):
     value.
 
     Equal to ``argsort(kind="stable")`` and cutting, without the sort: the values at the cut ranks
-    come from one partition; a value strictly between two cuts is placed by comparison; only values
-    equal to a cut value are ranked one by one (in sample order). 2-5x faster than the stable sort.
+    come from one partition; a value strictly between two cuts is placed by counting the cuts below
+    it; only values equal to a cut value are ranked one by one (in sample order). 2-5x faster than
+    the stable sort.
     """
     ends = starts + sizes - 1
     at = np.partition(values, np.unique(np.concatenate([starts, ends])))
     lower, upper = at[starts], at[ends]
     cuts = lower[1:]  # the value at each cut rank (non-decreasing)
-    bins = np.searchsorted(cuts, values, side="left")  # cuts below the value
-    for v in np.unique(cuts):
-        tied = np.flatnonzero(values == v)
-        ranks = np.count_nonzero(values < v) + np.arange(tied.size)
-        bins[tied] = np.searchsorted(starts, ranks, side="right") - 1
+    bins = cuts_below(values, cuts, strict=True)
+    if not cuts.size:
+        return bins, lower, upper
+    # a value equal to a cut has the first cut of that value at its count: it equals cuts[bins]
+    tied = np.flatnonzero(values == np.append(cuts, np.nan)[bins])
+    first = bins[tied]
+    at_or_below = np.cumsum(np.bincount(bins, minlength=cuts.size + 1))  # values <= cuts[j]
+    for j in np.unique(first).tolist():
+        rows = tied[first == j]  # every value equal to cuts[j], in sample order
+        ranks = (at_or_below[j] - rows.size) + np.arange(rows.size)
+        bins[rows] = np.searchsorted(starts, ranks, side="right") - 1
     return bins, lower, upper
 
 
