@@ -42,7 +42,7 @@ def test_fixed_point_width():
     f, y = _sample(1)
     res = smooth_ece(f, y)
     # at the reported width the value equals the width (the fixed point), and the direct integral agrees
-    assert res.value == pytest.approx(res.sigma, abs=2e-6)
+    assert res.value == pytest.approx(res.sigma, abs=1e-9)
     assert res.value == pytest.approx(_direct(f, y, res.sigma), rel=1e-5)
     assert 0.0 <= res.value <= 1.0
 
@@ -81,9 +81,32 @@ def _whole_period_value(grid, sigma):
 
 
 @pytest.mark.parametrize("sigma", [1e-3, 0.004, 0.0259, 0.026, 0.05, 0.3, 0.99, 1.0])
-def test_the_kernel_computed_near_its_images_only_is_the_whole_kernel_bit_for_bit(sigma):
+@pytest.mark.parametrize("intervals", [1 << 12, 1 << 14])
+def test_the_closed_form_kernel_spectrum_is_the_sampled_kernels(sigma, intervals):
+    # the kernel written out at every point of the period, every image included, and transformed:
+    # the same smECE as the spectrum in closed form, to rounding
     from lossacc_cli.metrics.smooth_ece import _grid_residuals, _Smoother
 
     f, y = _sample(3, n=500)
-    grid = _grid_residuals(f, y, 1 << 12)
-    assert _Smoother(grid).value(sigma) == _whole_period_value(grid, sigma)
+    grid = _grid_residuals(f, y, intervals)
+    assert _Smoother(grid).value(sigma) == pytest.approx(_whole_period_value(grid, sigma), rel=1e-10)
+
+
+def _bisected_fixed_point(f, y):
+    """The fixed-point width by plain bisection on smECE_s - s, to 1e-12 in s."""
+    lo, hi = 1e-3, 1.0
+    while hi - lo > 1e-12:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if smooth_ece_at(f, y, mid) > mid else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_fixed_point_is_the_bisected_root(seed):
+    # runs from nearly calibrated to badly overconfident, and one where every sample is right
+    rng = np.random.default_rng(seed)
+    f = rng.uniform(0.1 * seed, 1.0, 400)
+    y = rng.random(400) < f ** (0.5 + seed) if seed < 5 else np.ones(400, dtype=bool)
+    res = smooth_ece(f, y)
+    assert res.sigma == pytest.approx(_bisected_fixed_point(f, y), abs=1e-9)
+    assert res.value == pytest.approx(smooth_ece_at(f, y, res.sigma), rel=1e-12)
