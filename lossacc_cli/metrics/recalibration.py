@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossacc_cli.metrics.temperature_search import T_MAX, T_MIN
+from lossacc_cli.metrics.temperature_search import T_MAX, T_MIN, row_terms
 
 TAYLOR_MAX_STEP = 0.01
 """The expansion is used up to |beta* - beta_l| <= 0.01 beta* (error ~ (0.01 beta d)^4 / 24)."""
@@ -71,13 +71,7 @@ class Recalibrated:
 
 def _row_terms(sums: RowSums) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each row's loss at ``sums.beta`` and its first three derivatives in beta."""
-    s0 = 1.0 + sums.rest
-    m1, m2, m3 = sums.s1 / s0, sums.s2 / s0, sums.s3 / s0
-    f = np.log1p(sums.rest) - sums.beta * sums.d_true
-    g = m1 - sums.d_true
-    h = np.maximum(m2 - m1 * m1, 0.0)
-    t = m3 - 3.0 * m1 * m2 + 2.0 * m1 * m1 * m1
-    return f, g, h, t
+    return row_terms(sums.beta, sums.rest, sums.s1, sums.s2, sums.s3, sums.d_true)
 
 
 def _expand(terms, step: float) -> np.ndarray:
@@ -85,10 +79,11 @@ def _expand(terms, step: float) -> np.ndarray:
     return f + step * (g + step * (0.5 * h + step * t / 6.0))
 
 
-def recalibrate(sums: RowSums, beta_star: float) -> Recalibrated:
+def recalibrate(sums: RowSums, beta_star: float, terms=None) -> Recalibrated:
     """Per-sample loss and confidence at ``beta_star`` (within :data:`TAYLOR_MAX_STEP` of
-    ``sums.beta``), and the cross-fitted mean loss."""
-    terms = _row_terms(sums)
+    ``sums.beta``), and the cross-fitted mean loss. ``terms``: the rows' :func:`row_terms` at
+    ``sums.beta`` when the pass's moments kept them (else computed from ``sums``)."""
+    terms = _row_terms(sums) if terms is None else terms
     step = beta_star - sums.beta
     loss = np.maximum(_expand(terms, step), 0.0)
     # ln S0(beta*) = loss + beta* d_true >= 0: the top class keeps probability 1 / S0

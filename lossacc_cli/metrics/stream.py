@@ -20,6 +20,7 @@ and summary field is identical whatever the chunks, the threads or the reading p
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
@@ -348,12 +349,16 @@ def temperature_passes(
                 for offset in range(0, chunk.shape[0], step):
                     block_sums(start + offset, chunk[offset : offset + step], beta, work)
 
+        last_rows[0] = None  # the last pass's terms go before this pass makes its own
         run_pass(fn)
         known[0] = True
         last_beta[0] = beta
-        return row_moments(beta, *sums, d_y)
+        m = row_moments(beta, *sums, d_y, keep_rows=rows)
+        last_rows[0] = m.rows  # kept here alone: the search holds moments while it makes a pass
+        return dataclasses.replace(m, rows=None)
 
     last_beta = [None]
+    last_rows = [None]
 
     exact_start = compute == np.float64
     if not known[0]:  # the pass at T = 1 finds each row's top and true class
@@ -368,13 +373,14 @@ def temperature_passes(
         return fit
     beta_star = 1.0 / fit.temperature
     if last_beta[0] is None and at_one_sums is not None:
-        last = RowSums(1.0, *at_one_sums, d_y)
+        last, terms = RowSums(1.0, *at_one_sums, d_y), None
     else:
         last = None if last_beta[0] is None else RowSums(last_beta[0], *sums, d_y)
+        terms = last_rows[0]
     if last is None or abs(beta_star - last.beta) > TAYLOR_MAX_STEP * beta_star:
         evaluate(beta_star)
-        last = RowSums(beta_star, *sums, d_y)
-    return fit, recalibrate(last, beta_star)
+        last, terms = RowSums(beta_star, *sums, d_y), last_rows[0]
+    return fit, recalibrate(last, beta_star, terms)
 
 
 def compute_dtype(dtype) -> np.dtype:

@@ -4,7 +4,7 @@ beta = 1/T (:class:`Moments`), each evaluation one exact pass over the scores ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,20 +53,24 @@ class Moments:
 
     ``f = mean(ln S0 - beta d_y)``, ``g = mean(E_w[d] - d_y)``, ``h = mean(Var_w[d]) >= 0`` and
     ``t = mean(third central moment of d under w)``, with ``w = exp(beta d)`` normalised per row.
+    ``rows`` are the per-row terms they are the means of (:func:`row_terms`), when kept.
     """
 
     f: float
     g: float
     h: float
     t: float
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
-def row_moments(beta: float, rest, s1, s2, s3, d_true) -> Moments:
-    """:class:`Moments` from per-row power sums ``s_j = sum_k w_k d_k^j`` (float64, shape (N,)),
-    where ``d = z - max z`` and ``w = exp(beta d)``; ``rest = s_0 - 1`` leaves out the top class's
-    own term, so that ``ln s_0 = log1p(rest)`` keeps a near-certain row's loss."""
-    # the per-row terms a cache-sized block at a time (the same values as whole-array
-    # expressions: elementwise), then each mean over the whole vector as before
+def row_terms(beta: float, rest, s1, s2, s3, d_true) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's loss at ``beta`` and its first three derivatives in beta, from per-row power
+    sums ``s_j = sum_k w_k d_k^j`` (float64, shape (N,)), where ``d = z - max z`` and
+    ``w = exp(beta d)``; ``rest = s_0 - 1`` leaves out the top class's own term, so that
+    ``ln s_0 = log1p(rest)`` keeps a near-certain row's loss."""
+    # a cache-sized block at a time (the same values as whole-array expressions: elementwise)
     n = rest.shape[0]
     f, g, var, third = (np.empty(n) for _ in range(4))
     for start in range(0, n, MOMENT_BLOCK_ROWS):
@@ -79,16 +83,25 @@ def row_moments(beta: float, rest, s1, s2, s3, d_true) -> Moments:
         third[at] = m3 - 3.0 * m1 * m2 + 2.0 * m1 * m1 * m1
         f[at] = np.log1p(rest[at]) - beta * d_true[at]
         g[at] = m1 - d_true[at]
+    return f, g, var, third
+
+
+def row_moments(beta: float, rest, s1, s2, s3, d_true, *, keep_rows: bool = False) -> Moments:
+    """:class:`Moments`: the means over all rows of :func:`row_terms`, which ``keep_rows`` keeps
+    (the per-sample values at T* are expanded from the last pass's terms)."""
+    terms = row_terms(beta, rest, s1, s2, s3, d_true)
+    f, g, var, third = terms
     return Moments(
         f=float(np.mean(f)),
         g=float(np.mean(g)),
         h=float(np.mean(var)),
         t=float(np.mean(third)),
+        rows=terms if keep_rows else None,
     )
 
 
 MOMENT_BLOCK_ROWS = 1 << 14
-"""Rows of :func:`row_moments`' per-row terms computed at a time (their temporaries stay in cache)."""
+"""Rows of :func:`row_terms` computed at a time (their temporaries stay in cache)."""
 
 
 def fit_temperature_from_moments(
