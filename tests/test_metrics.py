@@ -427,6 +427,20 @@ def test_counting_the_cuts_below_is_the_binary_search(n_cuts, strict):
                                   np.searchsorted(with_nan, v, side=side))
 
 
+@pytest.mark.parametrize("n", [10, 3 * COUNT_MIN_VALUES])
+@pytest.mark.parametrize("edges", [np.geomspace(1e-6, 40.0, 41),
+                                   np.array([0.0, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, np.inf])])
+def test_clipped_bins_of_any_increasing_edges_are_the_clipped_binary_search(n, edges):
+    # the loss charts' log-spaced edges and the histogram's (open at infinity): losses of 0, the
+    # edges themselves, beyond the last edge and infinite land where searchsorted puts them
+    from lossacc_cli.metrics.calibration import clipped_bins
+
+    rng = np.random.default_rng(n)
+    v = np.concatenate([rng.exponential(2.0, n), edges[np.isfinite(edges)], [0.0, 1e-9, 1e3, np.inf]])
+    expected = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, edges.size - 2)
+    np.testing.assert_array_equal(clipped_bins(v, edges), expected)
+
+
 def test_equal_mass_bins_of_a_large_tied_epoch_are_the_stable_sort_cut():
     # 200,000 confidences, half exactly 1.0 and many repeated float32 values, over several blocks
     from lossacc_cli.metrics.calibration import _rank_bins, equal_mass_groups

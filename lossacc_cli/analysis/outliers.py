@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lossacc_cli.metrics.calibration import clipped_bins
 from lossacc_cli.metrics.ranking import shortest_prefix
 
 from lossacc_cli.analysis.run import EpochRecord, Run
@@ -72,7 +73,7 @@ def outlier_mask(loss: np.ndarray, share: float = OUTLIER_LOSS_SHARE) -> np.ndar
 
 def histogram(loss: np.ndarray) -> tuple[HistogramBin, ...]:
     edges = np.array(HISTOGRAM_EDGES)
-    bins = np.clip(np.searchsorted(edges, loss, side="right") - 1, 0, len(edges) - 2)
+    bins = clipped_bins(loss, edges)
     counts = np.bincount(bins, minlength=len(edges) - 1)
     sums = np.bincount(bins, weights=loss, minlength=len(edges) - 1)
     total = loss.sum()
@@ -114,8 +115,7 @@ def loss_distribution(run: Run, epoch: int, *, top: int = 50) -> LossDistributio
     loss = r.stats.loss
     high = max(float(loss.max()), 1e-5)
     edges = np.geomspace(1e-6, high * (1 + 1e-12), LOG_BINS + 1)
-    counts = np.bincount(np.clip(np.searchsorted(edges, loss, side="right") - 1, 0, LOG_BINS - 1),
-                         minlength=LOG_BINS)
+    counts = np.bincount(clipped_bins(loss, edges), minlength=LOG_BINS)
     idx = np.flatnonzero(outlier_mask(loss))
     idx = idx[np.argsort(-loss[idx], kind="stable")][:top]
     return LossDistribution(

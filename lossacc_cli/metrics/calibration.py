@@ -72,7 +72,7 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     calls, and three times faster than a binary search on small arrays.
     """
     if values.shape[0] >= COUNT_MIN_VALUES:
-        return cuts_below(values, edges[1:-1], strict=False)
+        return clipped_bins(values, edges)
     n_bins = edges.shape[0] - 1
     scaled = values * n_bins
     np.clip(scaled, 0, n_bins - 1, out=scaled)
@@ -83,6 +83,12 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     np.maximum(b, 0, out=b)
     b += (values >= edges[b + 1]) & (b < n_bins - 1)
     return b
+
+
+def clipped_bins(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``searchsorted(edges, v, 'right') - 1`` clipped to the first and last bins, for any
+    increasing ``edges``: the number of inner edges at or below each value (NaN: the last bin)."""
+    return cuts_below(values, np.asarray(edges)[1:-1], strict=False)
 
 
 COUNT_BLOCK = 1 << 16
