@@ -96,7 +96,7 @@ def smooth_ece(confidence, correct, *, intervals: int = GRID_POINTS) -> SmoothEC
     if v_hi >= hi:
         return SmoothECE(v_hi, hi)
     f_lo, f_hi = v_lo - lo, v_hi - hi
-    best = (lo, v_lo) if f_lo < -f_hi else (hi, v_hi)
+    best = (lo, v_lo, f_lo) if f_lo < -f_hi else (hi, v_hi, f_hi)  # the width nearest the root
     kept = 0  # which end stayed at the last step: +1 the upper, -1 the lower
     for _ in range(200):
         s = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)  # where the chord through the ends is 0
@@ -104,8 +104,8 @@ def smooth_ece(confidence, correct, *, intervals: int = GRID_POINTS) -> SmoothEC
             s = 0.5 * (lo + hi)
         v = smoother.value(s)
         f = v - s
-        if abs(f) < abs(best[1] - best[0]):
-            best = (s, v)
+        if abs(f) < abs(best[2]):
+            best = (s, v, f)
         if abs(f) <= FIXED_POINT_TOL or hi - lo <= FIXED_POINT_TOL:
             break
         if f > 0:
@@ -118,7 +118,7 @@ def smooth_ece(confidence, correct, *, intervals: int = GRID_POINTS) -> SmoothEC
             if kept == -1:
                 f_lo *= 0.5
             kept = -1
-    sigma, value = best
+    sigma, value, _ = best
     return SmoothECE(value, sigma)
 
 

@@ -20,7 +20,6 @@ and summary field is identical whatever the chunks, the threads or the reading p
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
@@ -40,7 +39,9 @@ from lossacc_cli.metrics.temperature_search import (
     Moments,
     TemperatureFit,
     fit_temperature_from_moments,
+    moments_of,
     row_moments,
+    row_terms,
 )
 from lossacc_cli.metrics.vectors import (
     PROB_FLOOR,
@@ -353,9 +354,9 @@ def temperature_passes(
         run_pass(fn)
         known[0] = True
         last_beta[0] = beta
-        m = row_moments(beta, *sums, d_y, keep_rows=rows)
-        last_rows[0] = m.rows  # kept here alone: the search holds moments while it makes a pass
-        return dataclasses.replace(m, rows=None)
+        terms = row_terms(beta, *sums, d_y)
+        last_rows[0] = terms if rows else None  # the recalibration expands the last pass's terms
+        return moments_of(terms)
 
     last_beta = [None]
     last_rows = [None]

@@ -4,7 +4,7 @@ beta = 1/T (:class:`Moments`), each evaluation one exact pass over the scores ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,16 +53,12 @@ class Moments:
 
     ``f = mean(ln S0 - beta d_y)``, ``g = mean(E_w[d] - d_y)``, ``h = mean(Var_w[d]) >= 0`` and
     ``t = mean(third central moment of d under w)``, with ``w = exp(beta d)`` normalised per row.
-    ``rows`` are the per-row terms they are the means of (:func:`row_terms`), when kept.
     """
 
     f: float
     g: float
     h: float
     t: float
-    rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(
-        default=None, compare=False, repr=False
-    )
 
 
 def row_terms(beta: float, rest, s1, s2, s3, d_true) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -86,17 +82,19 @@ def row_terms(beta: float, rest, s1, s2, s3, d_true) -> tuple[np.ndarray, np.nda
     return f, g, var, third
 
 
-def row_moments(beta: float, rest, s1, s2, s3, d_true, *, keep_rows: bool = False) -> Moments:
-    """:class:`Moments`: the means over all rows of :func:`row_terms`, which ``keep_rows`` keeps
-    (the per-sample values at T* are expanded from the last pass's terms)."""
-    terms = row_terms(beta, rest, s1, s2, s3, d_true)
+def row_moments(beta: float, rest, s1, s2, s3, d_true) -> Moments:
+    """:class:`Moments` from per-row power sums: the means of :func:`row_terms`."""
+    return moments_of(row_terms(beta, rest, s1, s2, s3, d_true))
+
+
+def moments_of(terms: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Moments:
+    """:class:`Moments`: the means over all rows of :func:`row_terms`' four terms."""
     f, g, var, third = terms
     return Moments(
         f=float(np.mean(f)),
         g=float(np.mean(g)),
         h=float(np.mean(var)),
         t=float(np.mean(third)),
-        rows=terms if keep_rows else None,
     )
 
 
