@@ -194,6 +194,30 @@ def test_concentration_sets_are_minimal(changes):
         assert positive[: c.count - 1].sum() < target  # and one fewer is not
 
 
+@pytest.mark.parametrize("kind", ["tail", "diffuse", "ties", "few"])
+def test_concentration_equals_the_full_ranking_on_large_populations(kind):
+    # the definition written out: every value ranked (largest first, ties in sample order), the
+    # running sum of the positive ones, the first k reaching each fraction of its end
+    rng = np.random.default_rng(len(kind))
+    n = 300_007
+    d = {
+        "tail": rng.standard_t(1.5, n),  # a few samples carry most of the rise
+        "diffuse": rng.normal(0.01, 1.0, n),  # half the samples rise, none by much
+        "ties": rng.integers(-3, 4, n).astype(float),
+        "few": np.where(rng.random(n) < 1e-3, rng.exponential(size=n), -rng.exponential(size=n)),
+    }[kind]
+    loss_to = rng.exponential(size=n)
+    order = np.argsort(-d, kind="stable")
+    cumulative = np.cumsum(np.maximum(d[order], 0.0))
+    total = cumulative[-1]
+    for c in concentration(d, (0.5, 0.8, 0.95), loss_to=loss_to):
+        k = min(int(np.searchsorted(cumulative, c.fraction * total * (1 - 1e-12), side="left")) + 1, n)
+        assert c.count == k
+        outside = np.ones(n, dtype=bool)
+        outside[order[:k]] = False
+        assert c.loss_to_without == pytest.approx(loss_to[outside].mean(), rel=1e-12)
+
+
 def test_id_table_maps_ids_across_epochs_and_keeps_int_and_string_ids_apart():
     from lossacc_cli.analysis.run import _IdTable
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,7 +21,7 @@ from lossacc_cli.analysis.label_quality import (
     label_quality,
 )
 from lossacc_cli.analysis.run import EpochRecord, Run, build_run, load_run
-from lossacc_cli.metrics.per_sample import SampleStats
+from lossacc_cli.metrics.per_sample import PROB_FLOOR, SampleStats
 from lossacc_cli.readers.model import CompactStats, EpochData
 from tests.helpers import epoch
 
@@ -207,6 +208,53 @@ def test_fit_noise_rate_matches_a_grid_search():
     ll = np.log((1 - grid[:, None]) * p + grid[:, None] * (1 - p) / (k - 1)).sum(axis=1)
     assert rate == pytest.approx(grid[ll.argmax()], abs=2e-5)
     assert statistic == pytest.approx(2 * (ll.max() - ll[0]), rel=1e-6)
+
+
+def _rate_by_exact_bisection(p, k):
+    """The root of sum d / (p + r d) by bisection to neighbouring floats, each sign from the
+    correctly rounded sum (math.fsum): an independent computation of the rate."""
+    p = np.maximum(np.asarray(p, dtype=np.float64), PROB_FLOOR)
+    d = (1.0 - p) / (k - 1) - p
+    lo, hi = 0.0, 1.0
+    while True:
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            return lo
+        if math.fsum((d / (p + mid * d)).tolist()) > 0:
+            lo = mid
+        else:
+            hi = mid
+
+
+@pytest.mark.parametrize("n, k, rate, spread", [
+    (50, 3, 0.1, 1e3), (300, 10, 0.01, 1e12), (20_000, 10, 1e-3, 1e6), (20_000, 2, 0.05, 1e9),
+    (20_000, 100, 0.3, 100.0), (20_000, 10, 0.9, 10.0),
+])
+def test_fit_noise_rate_is_the_root_of_the_exactly_summed_derivative(n, k, rate, spread):
+    # clean labels near p = 0.95, replaced ones near 1 / spread (some at the probability floor)
+    rng = np.random.default_rng(n + k)
+    p = rng.beta(20, 1, n)
+    replaced = rng.random(n) < rate
+    p[replaced] = rng.beta(1, spread, replaced.sum())
+    rate_found, statistic = fit_noise_rate(p, k)
+    exact = _rate_by_exact_bisection(p, k)
+    assert 0.0 < exact < 1.0
+    assert rate_found == pytest.approx(exact, rel=1e-13, abs=1e-16)
+    q = np.maximum(p, PROB_FLOOR)
+    ll = lambda r: math.fsum(np.log((1 - r) * q + r * (1 - q) / (k - 1)).tolist())
+    assert statistic == pytest.approx(2 * (ll(exact) - ll(0.0)), rel=1e-9, abs=1e-9)
+
+
+def test_fit_noise_rate_on_real_predictions_is_the_exact_root():
+    folder = REALDATA / "cleanlab_label_errors"
+    if not folder.is_dir():
+        pytest.skip("the published predictions are not here")
+    for name in ("cifar10", "cifar100", "20news", "imdb"):
+        probs = np.load(folder / name / "pred_probs.npy")
+        labels = np.load(folder / name / "labels.npy")
+        p = probs[np.arange(labels.shape[0]), labels]
+        rate, _ = fit_noise_rate(p, probs.shape[1])
+        assert rate == pytest.approx(_rate_by_exact_bisection(p, probs.shape[1]), rel=1e-13, abs=1e-16)
 
 
 def test_fit_noise_rate_is_zero_when_no_label_is_surprising():

@@ -21,7 +21,7 @@ import numpy as np
 
 from lossacc_cli.analysis.align import common_rows
 from lossacc_cli.analysis.run import Run
-from lossacc_cli.metrics.ranking import largest_first, positive_largest_first
+from lossacc_cli.metrics.ranking import largest_first, shortest_prefix
 
 GROUPS = ("correct at both", "fixed", "broken", "wrong at both")
 """Outcome groups: fixed = wrong at the from epoch, correct at the to epoch; broken = the reverse."""
@@ -159,10 +159,17 @@ def concentration(values: np.ndarray, fractions=(0.5, 0.8), loss_to: np.ndarray 
     if np.isnan(values).any():
         order = np.argsort(-values, kind="stable")
         cumulative = np.cumsum(np.maximum(values[order], 0.0))
-    else:  # the positive values lead the ranking; the rest add nothing to the running sum
-        order = positive_largest_first(values)
-        cumulative = np.cumsum(values[order])
-    total = float(cumulative[-1]) if cumulative.shape[0] else 0.0
+        total = float(cumulative[-1]) if cumulative.shape[0] else 0.0
+    else:
+        # only the prefix of the ranking that reaches the largest fraction is ranked
+        # (shortest_prefix: its running sum is the full ranking's, bit for bit); the sum of all
+        # positive values is taken in sample order
+        positive = np.flatnonzero(values > 0)
+        increases = values[positive]
+        total = float(np.sum(increases))
+        prefix = shortest_prefix(increases, max(fractions) * total * (1 - 1e-12)) if total > 0 else positive[:0]
+        order = positive[prefix]
+        cumulative = np.cumsum(increases[prefix])
     out = []
     for fraction in fractions:
         if total <= 0:
