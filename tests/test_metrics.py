@@ -24,6 +24,7 @@ from lossacc_cli.metrics.per_sample import (
     from_probs,
     sample_stats,
 )
+from lossacc_cli.metrics.epoch_summary import sorted_quantiles
 from lossacc_cli.metrics.summary import chance_baseline, class_prior, summarize_epoch, top_share
 from lossacc_cli.metrics.temperature import T_MIN, fit_temperature
 from tests.helpers import epoch
@@ -157,6 +158,45 @@ def test_top_share_and_quantiles_by_hand():
     loss[:2] = 5.0
     assert top_share(loss) == pytest.approx(10 / 158)
     assert math.isnan(top_share(np.zeros(5)))
+
+
+def test_loss_quantiles_by_hand():
+    # 5 losses: h = 4 q; p50 -> the middle value, p90 -> 3.6: 8 + (16 - 8) 0.6 = 12.8,
+    # p99 -> 3.96: 16 - (16 - 8)(1 - 0.96) = 15.68
+    ordered = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    assert sorted_quantiles(ordered, [0.5, 0.9, 0.99]) == pytest.approx([4.0, 12.8, 15.68], rel=1e-15)
+    assert sorted_quantiles(ordered[:1], [0.5, 0.99]).tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 1001, 100_000])
+@pytest.mark.parametrize("kind", ["spread", "ties", "infinite", "nan", "zeros", "huge"])
+def test_loss_quantiles_are_numpys_bit_for_bit(n, kind):
+    # the summary's p50/p90/p99 come from one sorted copy; np.quantile (default method) is the
+    # independent computation, NaN where it gives NaN (a NaN value, inf - inf)
+    rng = np.random.default_rng(n)
+    v = rng.exponential(size=n)
+    if kind == "ties":
+        v = np.round(v, 1)
+    elif kind == "infinite":
+        v[rng.random(n) < 0.3] = np.inf
+    elif kind == "nan":
+        v[n // 2] = np.nan
+    elif kind == "zeros":
+        v = np.where(rng.random(n) < 0.5, -0.0, 0.0)
+    elif kind == "huge":
+        v = rng.normal(size=n) * 1e300
+    for q in ([0.5, 0.9, 0.99], [0.0, 1.0], [0.25, 0.123456789, 0.75]):
+        with np.errstate(invalid="ignore"):
+            expected = np.quantile(v, q)
+            got = sorted_quantiles(np.sort(v), q)
+        assert np.array_equal(got, expected, equal_nan=True), (q, got, expected)
+
+
+def test_top_share_from_the_sorted_losses_is_the_same_number():
+    loss = np.random.default_rng(0).exponential(size=10_001) ** 2
+    assert top_share(loss, ordered=np.sort(loss)) == top_share(loss)
+    k = 101  # ceil(0.01 * 10,001)
+    assert top_share(loss) == pytest.approx(np.sort(loss)[-k:].sum() / loss.sum(), rel=1e-13)
 
 
 def test_summary_of_a_tiny_epoch_by_hand():

@@ -168,13 +168,15 @@ def _rank_bins(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray):
     consecutive groups of ``sizes`` starting at ranks ``starts``; and each group's first and last
     value.
 
-    Equal to ``argsort(kind="stable")`` and cutting, without the sort: the values at the cut ranks
-    come from one partition; a value strictly between two cuts is placed by counting the cuts below
-    it; only values equal to a cut value are ranked one by one (in sample order). 2-5x faster than
-    the stable sort.
+    Equal to ``argsort(kind="stable")`` and cutting, without the argsort: the values at the cut
+    ranks come from sorting the values alone; a value strictly between two cuts is placed by
+    counting the cuts below it; only values equal to a cut value are ranked one by one (in sample
+    order). 2-5x faster than the stable argsort.
     """
     ends = starts + sizes - 1
-    at = np.partition(values, np.unique(np.concatenate([starts, ends])))
+    # the values at the cut ranks: NumPy's vectorised sort is 2-5x faster than a partition at
+    # the 2 x n_bins ranks (introselect once per rank)
+    at = np.sort(values)
     lower, upper = at[starts], at[ends]
     cuts = lower[1:]  # the value at each cut rank (non-decreasing)
     bins = cuts_below(values, cuts, strict=True)
