@@ -282,8 +282,7 @@ def classwise_block(
     """
     n, k = values.shape
     edges = _EDGES if n_bins == N_BINS else np.linspace(0.0, 1.0, n_bins + 1)
-    rows = np.arange(n)
-    true_value = values[rows, labels]
+    true_value = values.reshape(-1)[np.arange(0, n * k, k) + labels]  # C-contiguous: by flat position
     true_p = true_value.astype(np.float64)
     flat = values.reshape(-1)
     if scale is None:
