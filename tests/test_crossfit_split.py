@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from lossacc_cli.metrics import recalibration as R
+from lossacc_cli.metrics.temperature_search import row_terms
 
 
 def _reference(terms, beta_l):
@@ -20,8 +21,9 @@ def _reference(terms, beta_l):
         beta = min(max(beta_l + step, 1.0 / R.T_MAX), 1.0 / R.T_MIN)
         if not np.isfinite(beta) or abs(beta - beta_l) > R.CROSSFIT_MAX_STEP * beta_l:
             return float("nan")
-        other = tuple(x[measure_on] for x in terms)
-        total += float(np.maximum(R._expand(other, beta - beta_l), 0.0).sum())
+        f_o, g_o, h_o, t_o = (x[measure_on] for x in terms)
+        step = beta - beta_l  # the third-order expansion of each row's loss, written out
+        total += float(np.maximum(f_o + step * (g_o + step * (0.5 * h_o + step * t_o / 6.0)), 0.0).sum())
     return total / n
 
 
@@ -34,24 +36,25 @@ def test_halves_are_the_seeded_split(n):
     assert not a.flags.writeable
 
 
-def _row_sums(z: np.ndarray, y: np.ndarray, beta: float) -> R.RowSums:
-    # the power sums of one exact pass, written out (float64, the top's own term left out)
+def _row_terms(z: np.ndarray, y: np.ndarray, beta: float) -> tuple:
+    # each row's loss and derivatives from the power sums of one exact pass, written out
+    # (float64, the top's own term left out)
     top = z.argmax(axis=1)
     rows = np.arange(z.shape[0])
     d = z - z[rows, top][:, None]
     w = np.exp(beta * d)
     w[rows, top] = 0.0
     s = [(w * d**j).sum(axis=1) for j in range(4)]
-    return R.RowSums(beta, s[0], s[1], s[2], s[3], d[rows, y])
+    return row_terms(beta, s[0], s[1], s[2], s[3], d[rows, y])
 
 
 def _near_optimum(z: np.ndarray, y: np.ndarray) -> tuple[float, tuple]:
     # a few Newton steps on the mean loss in beta: the cross-fit is made near T*
     beta = 1.0
     for _ in range(6):
-        f, g, h, t = R._row_terms(_row_sums(z, y, beta))
+        f, g, h, t = _row_terms(z, y, beta)
         beta = float(np.clip(beta - g.mean() / h.mean(), 0.05, 20.0))
-    return beta, R._row_terms(_row_sums(z, y, beta))
+    return beta, _row_terms(z, y, beta)
 
 
 @pytest.mark.parametrize("seed", range(6))

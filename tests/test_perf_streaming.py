@@ -374,3 +374,31 @@ def test_wide_float16_with_many_near_equal_classes_is_within_the_contract(tmp_pa
     ref, p = ce_from_logits(y, z)
     assert (np.abs(reduced.stats.loss - ref) <= F32_TOL * (1 + ref)).all()
     np.testing.assert_allclose(reduced.stats.confidence, p.max(axis=1), rtol=F32_TOL)
+
+
+def test_the_temperature_fit_holds_no_power_sums_through_the_recalibration():
+    # NumPy's allocations, as tracemalloc counts them, while an epoch is finished (fit, per-sample
+    # values at T*, summary): at most the fit's row terms (4 x 8 bytes a sample), the
+    # recalibrated loss, its exponent and confidence (3 x 8), the summary's two sorted copies
+    # (2 x 8), p[label] and correct (9) and some slack: 96 bytes a sample. Holding a pass's
+    # power sums (another 4 x 8) or the streaming pass's, or full-length temporaries of the
+    # expansion, goes beyond it
+    import tracemalloc
+
+    from lossacc_cli.metrics.stream import matrix_passes, reduce_rows
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    z = (rng.normal(size=(n, 10)) * 3).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    reducer = reduce_rows("logits", y, z)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        stats, summary = reducer.finish(matrix_passes(z))
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert reducer.sums is None  # handed to the fit, which let them go
+    assert np.isfinite(summary.recalibrated_loss) and stats.recal_loss.shape == (n,)
+    assert peak <= 96 * n, f"{peak / n:.0f} bytes a sample"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossacc_cli.metrics.temperature_search import T_MAX, T_MIN, row_terms
+from lossacc_cli.metrics.temperature_search import MOMENT_BLOCK_ROWS, T_MAX, T_MIN
 
 TAYLOR_MAX_STEP = 0.01
 """The expansion is used up to |beta* - beta_l| <= 0.01 beta* (error ~ (0.01 beta d)^4 / 24)."""
@@ -33,19 +33,6 @@ CROSSFIT_MAX_STEP = 0.25
 
 CROSSFIT_SEED = 20260
 """The halves are a fixed pseudo-random split of the rows (the same for every run of lossacc)."""
-
-
-@dataclass(frozen=True, eq=False)
-class RowSums:
-    """One exact pass at ``beta``: per-row power sums (float64, shape (N,)) and ``d_true`` =
-    z[label] - max z (or ln p[label] - max ln p)."""
-
-    beta: float
-    rest: np.ndarray
-    s1: np.ndarray
-    s2: np.ndarray
-    s3: np.ndarray
-    d_true: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,26 +56,33 @@ class Recalibrated:
     crossfit_loss: float
 
 
-def _row_terms(sums: RowSums) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's loss at ``sums.beta`` and its first three derivatives in beta."""
-    return row_terms(sums.beta, sums.rest, sums.s1, sums.s2, sums.s3, sums.d_true)
-
-
-def _expand(terms, step: float) -> np.ndarray:
+def _expand(terms, step: float, rows: np.ndarray | None = None) -> np.ndarray:
+    """``max(0, f + D (g + D (h / 2 + D t / 6)))`` per row (of ``rows`` only, when given), a
+    cache-sized block at a time: no full-length temporaries (the same values as the whole-array
+    expression, which is elementwise)."""
     f, g, h, t = terms
-    return f + step * (g + step * (0.5 * h + step * t / 6.0))
+    n = f.shape[0] if rows is None else rows.shape[0]
+    out = np.empty(n)
+    for start in range(0, n, MOMENT_BLOCK_ROWS):
+        at = slice(start, start + MOMENT_BLOCK_ROWS)
+        if rows is None:
+            fb, gb, hb, tb = f[at], g[at], h[at], t[at]
+        else:
+            fb, gb, hb, tb = (x[rows[at]] for x in terms)
+        np.maximum(fb + step * (gb + step * (0.5 * hb + step * tb / 6.0)), 0.0, out=out[at])
+    return out
 
 
-def recalibrate(sums: RowSums, beta_star: float, terms=None) -> Recalibrated:
+def recalibrate(terms, beta_l: float, beta_star: float, d_true: np.ndarray) -> Recalibrated:
     """Per-sample loss and confidence at ``beta_star`` (within :data:`TAYLOR_MAX_STEP` of
-    ``sums.beta``), and the cross-fitted mean loss. ``terms``: the rows' :func:`row_terms` at
-    ``sums.beta`` when the pass's moments kept them (else computed from ``sums``)."""
-    terms = _row_terms(sums) if terms is None else terms
-    step = beta_star - sums.beta
-    loss = np.maximum(_expand(terms, step), 0.0)
+    ``beta_l``), and the cross-fitted mean loss, from ``terms``: the rows'
+    :func:`~lossacc_cli.metrics.temperature_search.row_terms` at ``beta_l`` (the loss and its
+    three derivatives in beta); ``d_true`` = z[label] - max z."""
+    loss = _expand(terms, beta_star - beta_l)
     # ln S0(beta*) = loss + beta* d_true >= 0: the top class keeps probability 1 / S0
-    log_s0 = np.maximum(loss + beta_star * sums.d_true, 0.0)
-    return Recalibrated(loss=loss, confidence=np.exp(-log_s0), crossfit_loss=_crossfit(terms, sums.beta))
+    log_s0 = np.maximum(loss + beta_star * d_true, 0.0)
+    return Recalibrated(loss=loss, confidence=np.exp(-log_s0),
+                        crossfit_loss=_crossfit(terms, beta_l))
 
 
 def _half_step(g: float, h: float, t: float) -> float:
@@ -124,8 +118,7 @@ def _crossfit(terms, beta_l: float) -> float:
         beta = min(max(beta_l + step, 1.0 / T_MAX), 1.0 / T_MIN) if np.isfinite(step) else float("nan")
         if not np.isfinite(beta) or abs(beta - beta_l) > CROSSFIT_MAX_STEP * beta_l:
             return float("nan")
-        other = tuple(x[measure_on] for x in terms)
-        total += float(np.maximum(_expand(other, beta - beta_l), 0.0).sum())
+        total += float(_expand(terms, beta - beta_l, measure_on).sum())
     return total / n
 
 

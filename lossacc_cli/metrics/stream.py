@@ -32,7 +32,7 @@ from lossacc_cli.metrics.calibration import (
     classwise_from_binary,
 )
 from lossacc_cli.metrics.epoch_summary import EpochSummary, summary_from_parts, with_recalibration
-from lossacc_cli.metrics.recalibration import TAYLOR_MAX_STEP, Recalibrated, RowSums, recalibrate
+from lossacc_cli.metrics.recalibration import TAYLOR_MAX_STEP, Recalibrated, recalibrate
 from lossacc_cli.metrics.temperature_search import (
     HALLEY_TOL,
     HALLEY_TOL_FLOAT32,
@@ -238,11 +238,17 @@ class EpochReducer:
             at_one = row_moments(1.0, *self.sums, self.d_true)
             return temperature_passes(
                 "logits", self.labels, run_pass, at_one=at_one, z_top=self.z_top,
-                d_true=self.d_true, top=self.pred, dtype=self.compute, at_one_sums=self.sums,
-                rows=True,
+                d_true=self.d_true, top=self.pred, dtype=self.compute,
+                at_one_sums=self._hand_over_sums(), rows=True,
             )
         # z = ln max(p, eps): the first pass (at T = 1) finds its row maxima and true-class gaps
         return temperature_passes("probs", self.labels, run_pass, dtype=self.compute, rows=True)
+
+    def _hand_over_sums(self) -> np.ndarray:
+        """The power sums at beta = 1, given up to the temperature fit: it lets them go once an
+        exact pass has replaced them, so that they are not held through the recalibration."""
+        sums, self.sums = self.sums, None
+        return sums
 
     # --- results -------------------------------------------------------------------------------
 
@@ -352,6 +358,8 @@ def temperature_passes(
                 for offset in range(0, chunk.shape[0], step):
                     block_sums(start + offset, chunk[offset : offset + step], beta, work)
 
+        nonlocal at_one_sums
+        at_one_sums = None  # a pass replaces them (the recalibration reads the last pass's terms)
         last_rows[0] = None  # the last pass's terms go before this pass makes its own
         run_pass(fn)
         known[0] = True
@@ -375,15 +383,17 @@ def temperature_passes(
     if not rows:
         return fit
     beta_star = 1.0 / fit.temperature
-    if last_beta[0] is None and at_one_sums is not None:
-        last, terms = RowSums(1.0, *at_one_sums, d_y), None
+    if last_beta[0] is None and at_one_sums is not None:  # no pass was made: the sums at T = 1
+        beta_l, terms = 1.0, row_terms(1.0, *at_one_sums, d_y)
     else:
-        last = None if last_beta[0] is None else RowSums(last_beta[0], *sums, d_y)
-        terms = last_rows[0]
-    if last is None or abs(beta_star - last.beta) > TAYLOR_MAX_STEP * beta_star:
+        beta_l, terms = last_beta[0], last_rows[0]
+    at_one_sums = None
+    if beta_l is None or abs(beta_star - beta_l) > TAYLOR_MAX_STEP * beta_star:
         evaluate(beta_star)
-        last, terms = RowSums(beta_star, *sums, d_y), last_rows[0]
-    return fit, recalibrate(last, beta_star, terms)
+        beta_l, terms = beta_star, last_rows[0]
+    sums = None  # the terms hold what the recalibration needs: the pass's sums go before it
+    last_rows[0] = None
+    return fit, recalibrate(terms, beta_l, beta_star, d_y)
 
 
 def compute_dtype(dtype) -> np.dtype:
