@@ -126,10 +126,10 @@ def _at_compared_epochs(report, rows: np.ndarray) -> tuple[dict, dict]:
                    **dict.fromkeys(keys[2:], np.zeros(n))}
     else:
         columns = {
-            "pred_from": sa.pred[rise.index_from][safe].astype(np.int64, copy=False),
-            "pred_to": sb.pred[rise.index_to][safe].astype(np.int64, copy=False),
-            "p_label_from": sa.true_prob[rise.index_from][safe].astype(np.float64, copy=False),
-            "p_label_to": sb.true_prob[rise.index_to][safe].astype(np.float64, copy=False),
+            "pred_from": sa.pred[rise.index_from[safe]].astype(np.int64, copy=False),
+            "pred_to": sb.pred[rise.index_to[safe]].astype(np.int64, copy=False),
+            "p_label_from": sa.true_prob[rise.index_from[safe]].astype(np.float64, copy=False),
+            "p_label_to": sb.true_prob[rise.index_to[safe]].astype(np.float64, copy=False),
             "change": rise.total.per_sample[safe].astype(np.float64, copy=False),
         }
     return columns, dict.fromkeys(keys, ok)
