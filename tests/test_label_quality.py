@@ -161,11 +161,15 @@ def test_row_order_of_the_files_does_not_matter():
         np.testing.assert_allclose(getattr(q2, name)[back], getattr(q, name), err_msg=name, rtol=1e-9, atol=1e-12)
 
 
-def test_modal_class_both_paths_equal_a_counter():
+@pytest.mark.parametrize("pairs", ["many per sample", "one per sample"])
+def test_modal_class_both_paths_equal_a_counter(pairs):
     rng = np.random.default_rng(2)
     n_ids, n_classes = 200, 7
-    rows = rng.integers(0, n_ids, 3000)
-    classes = rng.integers(0, n_classes, 3000)
+    if pairs == "one per sample":  # one epoch's wrong predictions: rows in order, each once
+        rows = np.flatnonzero(rng.random(n_ids) < 0.4)
+    else:
+        rows = rng.integers(0, n_ids, 3000)
+    classes = rng.integers(0, n_classes, rows.shape[0])
     expected_mode = np.full(n_ids, -1)
     expected_count = np.zeros(n_ids, dtype=np.int64)
     for i in range(n_ids):
