@@ -7,16 +7,40 @@ list says how many rows it left out (``*_omitted``). Every share names what it i
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from lossacc_cli.analysis.causes import Verdict
-from lossacc_cli.analysis.compare import Comparison, sample_columns
-from lossacc_cli.analysis.rise import GROUPS, Part, Rise
+from lossacc_cli.analysis.compare import ClassStats, Comparison, sample_columns
+from lossacc_cli.analysis.rise import GROUPS, ClassPart, Part, Rise
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
 from lossacc_cli.render.calibration import calibration_json
 from lossacc_cli.render.jsonout import Records
+
+
+def flat_fields(obj) -> dict:
+    """``dataclasses.asdict(obj)`` for a dataclass of plain values (numbers, strings), without
+    its recursive deep copy: the same dict, at a fifth of the cost."""
+    return {name: getattr(obj, name) for name in _field_names(type(obj))}
+
+
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+_COLUMN_DTYPES = {"int": np.int64, "float": np.float64}
+
+
+def flat_records(objs, cls: type) -> Records:
+    """``[dataclasses.asdict(o) for o in objs]`` for dataclasses ``cls`` of ints and floats, as
+    :class:`Records` columns, which the JSON writer writes as it writes the label issues, a
+    column at a time (a 1,000-class run has 4,000 per-class rows: written value by value by
+    ``json.dumps`` with indentation, they were a third of its JSON time)."""
+    return Records({f.name: np.array([getattr(o, f.name) for o in objs], dtype=_COLUMN_DTYPES[f.type])
+                    for f in dataclasses.fields(cls)})
 
 
 def epoch_rows(report) -> list[dict]:
@@ -53,9 +77,9 @@ def part_dict(p: Part) -> dict:
         "name": p.name,
         "value": p.value,
         "increase": p.increase,
-        "groups": [dataclasses.asdict(g) for g in p.groups],
-        "classes": [dataclasses.asdict(c) for c in p.classes],
-        "concentration": [dataclasses.asdict(c) for c in p.concentration],
+        "groups": [flat_fields(g) for g in p.groups],
+        "classes": flat_records(p.classes, ClassPart),
+        "concentration": [flat_fields(c) for c in p.concentration],
     }
 
 
@@ -94,7 +118,7 @@ def rise_dict(run: Run, both: Comparison, top: int) -> dict:
         "parts": [part_dict(p) for p in rise.parts()],
         "top_samples": top_samples(run, rise, top),
         "top_samples_omitted": max(0, rise.n - top),
-        "classes": [dataclasses.asdict(c) for c in both.classes],
+        "classes": flat_records(both.classes, ClassStats),
     }
 
 

@@ -187,3 +187,55 @@ def test_a_nan_outside_the_tables_fails_before_any_part():
 
     with pytest.raises(ValueError):
         jsonout.dump_parts({"x": float("nan"), "rows": Records({"k": np.arange(3)})})
+
+
+def test_clean_keeps_plain_scalars_and_converts_the_rest():
+    # the plain-scalar fast path and the general one: NaN/inf to None, NumPy scalars to Python
+    value = {"f": 1.5, "nan": float("nan"), "inf": -float("inf"), "i": 3, "b": True, "s": "x",
+             "none": None, "np_f": np.float32(0.25), "np_nan": np.float64("nan"), "np_i": np.int16(7),
+             "np_b": np.bool_(False), "list": (1.0, float("inf"), [np.int64(2)]), 0: "key"}
+    out = clean(value)
+    assert out == {"f": 1.5, "nan": None, "inf": None, "i": 3, "b": True, "s": "x", "none": None,
+                   "np_f": 0.25, "np_nan": None, "np_i": 7, "np_b": False, "list": [1.0, None, [2]],
+                   "0": "key"}
+    assert [type(out[k]) for k in ("f", "i", "b", "np_f", "np_i", "np_b")] == [float, int, bool, float, int, bool]
+    assert json.dumps(document("x", value), indent=2, allow_nan=False) + "\n" == dumps(document("x", value))
+
+
+def test_flat_fields_is_asdict_for_the_listed_dataclasses():
+    import dataclasses
+
+    from lossacc_cli.analysis.compare import ClassStats
+    from lossacc_cli.analysis.rise import ClassPart, Concentration, GroupPart
+    from lossacc_cli.report_dict import flat_fields
+
+    for obj in (ClassStats(3, 10, 0.5, 0.75, 0.9, 0.8, 0.01, float("nan")),
+                ClassPart(1, 4, 0.25, 0.5, 0.1, 2.5, float("inf")),
+                Concentration(0.8, 12, 0.012, 1.25), GroupPart("fixed", 5, -0.5, float("nan"))):
+        fields = flat_fields(obj)
+        expected = dataclasses.asdict(obj)
+        assert list(fields) == list(expected)
+        assert json.dumps(fields) == json.dumps(expected)  # NaN included, in the same order
+
+
+def test_flat_records_write_as_the_list_of_asdicts():
+    import dataclasses
+
+    from lossacc_cli.analysis.compare import ClassStats
+    from lossacc_cli.analysis.rise import ClassPart
+    from lossacc_cli.report_dict import flat_records
+
+    rng = np.random.default_rng(5)
+    parts = [ClassPart(int(k), int(rng.integers(1, 99)), float(rng.normal()), float(rng.normal()),
+                       float(rng.random()), float(rng.normal()), float("nan") if k == 3 else float(rng.normal()))
+             for k in range(40)]
+    stats = [ClassStats(k, 5, 0.5, float("inf"), 1.0, 0.0, 1e-300, -0.0) for k in range(3)]
+    for objs, cls in ((parts, ClassPart), (stats, ClassStats), ([], ClassStats)):
+        rows = [dataclasses.asdict(o) for o in objs]
+        table = flat_records(objs, cls)
+        assert json.dumps(list(table)) == json.dumps(rows)  # NaN included (NaN != NaN in ==)
+        # written inside the document as json.dumps writes the list of dicts, at any depth
+        for nested, as_lists in (({"a": {"b": [{"classes": table}]}}, {"a": {"b": [{"classes": rows}]}}),
+                                 ({"classes": table}, {"classes": rows})):
+            expected = json.dumps(document("x", as_lists), indent=2, allow_nan=False) + "\n"
+            assert dumps(document("x", nested)) == expected

@@ -91,6 +91,11 @@ def clean(value, *, records: bool = False):
     :class:`Records` become lists of dicts, or with ``records`` stay columns (cleaned) for
     :func:`dumps` to write.
     """
+    kind = type(value)  # the plain scalars first: most of a document's values
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int or kind is str or kind is bool or value is None:
+        return value
     if isinstance(value, Records):
         return value.cleaned() if records else value.to_list(finite=True)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -142,6 +147,9 @@ def dump_parts(doc: dict) -> Iterator[str]:
     tables: dict[str, Records] = {}
 
     def mark(value):
+        kind = type(value)
+        if kind is float or kind is int or kind is str or kind is bool or value is None:
+            return value
         if isinstance(value, Records):
             token = f"\0records{len(tables)}\0"
             tables[token] = value
