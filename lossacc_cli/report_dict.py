@@ -31,7 +31,8 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
-_COLUMN_DTYPES = {"int": np.int64, "float": np.float64}
+_COLUMN_DTYPES = {"int": np.int64, "float": np.float64, int: np.int64, float: np.float64}
+"""By field annotation: a string under postponed annotations, the type itself otherwise."""
 
 
 def flat_records(objs, cls: type) -> Records:

@@ -282,9 +282,9 @@ def classwise_block(
     """
     n, k = values.shape
     edges = _EDGES if n_bins == N_BINS else np.linspace(0.0, 1.0, n_bins + 1)
-    true_value = values.reshape(-1)[np.arange(0, n * k, k) + labels]  # C-contiguous: by flat position
+    flat = values.reshape(-1)  # C-contiguous: a view
+    true_value = flat[np.arange(0, n * k, k) + labels]  # by flat position
     true_p = true_value.astype(np.float64)
-    flat = values.reshape(-1)
     if scale is None:
         big = np.flatnonzero(flat >= _at_least(edges[1], values.dtype))
         sums = flat[big].astype(np.float64)

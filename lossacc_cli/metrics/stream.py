@@ -383,7 +383,7 @@ def temperature_passes(
     if not rows:
         return fit
     beta_star = 1.0 / fit.temperature
-    if last_beta[0] is None and at_one_sums is not None:  # no pass was made: the sums at T = 1
+    if at_one_sums is not None:  # no pass was made (a pass lets them go): the sums at T = 1
         beta_l, terms = 1.0, row_terms(1.0, *at_one_sums, d_y)
     else:
         beta_l, terms = last_beta[0], last_rows[0]
