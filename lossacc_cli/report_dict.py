@@ -16,7 +16,7 @@ from lossacc_cli.analysis.compare import ClassStats, Comparison, sample_columns
 from lossacc_cli.analysis.rise import GROUPS, ClassPart, Part, Rise
 from lossacc_cli.analysis.run import Run
 from lossacc_cli.analysis.significance import Significance
-from lossacc_cli.render.calibration import calibration_json
+from lossacc_cli.render.bodies import calibration_json
 from lossacc_cli.render.jsonout import Records
 
 

@@ -50,26 +50,29 @@ def test_each_module_imports_alone(module):
 
 _LOADED = """
 import sys
-sys.argv = ["lossacc", "analyze", sys.argv[1], "--format", sys.argv[2], "--no-cache"]
+command = sys.argv[3] if len(sys.argv) > 3 else "analyze"
+sys.argv = ["lossacc", command, sys.argv[1], "--format", sys.argv[2], "--no-cache", *sys.argv[4:]]
 from lossacc_cli.cli.entry import main
 try:
     main()
 except SystemExit as exc:
     assert exc.code in (0, None), exc.code
-print("loaded:", *(m for m in ("pyarrow", "pyarrow.compute", "pandas") if m in sys.modules))
+print("loaded:", *(m for m in ("pyarrow", "pyarrow.compute", "pandas", "rich", "numpy.ma")
+                   if m in sys.modules))
 """
 
 
 @pytest.mark.parametrize("fmt, output, loaded", [
     ("npz", "json", ""),
     ("parquet", "json", "pyarrow"),
-    ("parquet", "table", "pyarrow"),
-    ("parquet-lists", "table", "pyarrow"),
+    ("parquet", "table", "pyarrow rich"),
+    ("parquet-lists", "table", "pyarrow rich"),
 ])
 def test_a_run_imports_only_the_readers_it_reads_with(tmp_path, fmt, output, loaded):
     """An NPZ run never imports Arrow (the Parquet reader is imported by the first Parquet
     epoch); reading per-epoch Parquet files, fixed-size or variable lists, does not import
-    pyarrow.compute (0.05-0.1 s of start-up); no run imports pandas."""
+    pyarrow.compute (0.05-0.1 s of start-up); no run imports pandas or numpy.ma (np.unique's
+    first call: 15-20 ms); a JSON report does not import rich (0.05-0.08 s)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -88,3 +91,20 @@ def test_a_run_imports_only_the_readers_it_reads_with(tmp_path, fmt, output, loa
     done = subprocess.run([sys.executable, "-c", _LOADED, str(tmp_path), output], capture_output=True,
                           text=True, check=True)
     assert done.stdout.splitlines()[-1].split()[1:] == loaded.split(), done.stderr
+
+
+@pytest.mark.parametrize("command, fmt", [("outliers", "json"), ("calibration", "json"),
+                                          ("compare", "json"), ("check", "json"),
+                                          ("check", "github"), ("check", "junit")])
+def test_no_text_report_imports_rich(tmp_path, command, fmt):
+    """Every command's JSON (and check's annotations and XML) is written without rich."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    for epoch in (1, 2):
+        np.savez(tmp_path / f"epoch_{epoch:03d}.npz", sample_ids=np.arange(60), label=np.arange(60) % 3,
+                 logits=rng.normal(size=(60, 3)).astype(np.float32))
+    rule = ["--min-accuracy", "0"] if command == "check" else []
+    done = subprocess.run([sys.executable, "-c", _LOADED, str(tmp_path), fmt, command, *rule],
+                          capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1] == "loaded:", (done.stdout[-300:], done.stderr)

@@ -24,7 +24,7 @@ from lossacc_cli.metrics.per_sample import (
     from_probs,
     sample_stats,
 )
-from lossacc_cli.metrics.epoch_summary import sorted_quantiles
+from lossacc_cli.metrics.epoch_summary import median, sorted_quantiles
 from lossacc_cli.metrics.summary import chance_baseline, class_prior, summarize_epoch, top_share
 from lossacc_cli.metrics.temperature import T_MIN, fit_temperature
 from tests.helpers import epoch
@@ -171,8 +171,9 @@ def test_loss_quantiles_by_hand():
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 1001, 100_000])
 @pytest.mark.parametrize("kind", ["spread", "ties", "infinite", "nan", "zeros", "huge"])
 def test_loss_quantiles_are_numpys_bit_for_bit(n, kind):
-    # the summary's p50/p90/p99 come from one sorted copy; np.quantile (default method) is the
-    # independent computation, NaN where it gives NaN (a NaN value, inf - inf)
+    # the summary's p50/p90/p99 come from one sorted copy, the rise's medians from a partition;
+    # np.quantile (default method) and np.median are the independent computations, NaN where they
+    # give NaN (a NaN value, inf - inf)
     rng = np.random.default_rng(n)
     v = rng.exponential(size=n)
     if kind == "ties":
@@ -190,6 +191,17 @@ def test_loss_quantiles_are_numpys_bit_for_bit(n, kind):
             expected = np.quantile(v, q)
             got = sorted_quantiles(np.sort(v), q)
         assert np.array_equal(got, expected, equal_nan=True), (q, got, expected)
+    with np.errstate(invalid="ignore"):
+        expected_median = np.median(v)
+    assert np.array_equal(median(v), expected_median, equal_nan=True), (median(v), expected_median)
+
+
+def test_median_by_hand():
+    assert median(np.array([4.0, 1.0, 2.0, 8.0])) == 3.0  # (2 + 4) / 2
+    assert median(np.array([5.0, -1.0, 2.0])) == 2.0
+    assert median(np.array([7.5])) == 7.5
+    assert np.isnan(median(np.array([1.0, np.nan, 2.0])))
+    assert np.isnan(median(np.empty(0)))
 
 
 def test_top_share_from_the_sorted_losses_is_the_same_number():

@@ -524,3 +524,20 @@ def test_repeated_ids_are_found_without_pandas():
             assert ([] if found is None else found.tolist()) == expected(ids), (trial, ids.dtype)
     assert _repeated_rows(np.array(["a", "b", "ab", "ba"])) is None
     assert _repeated_rows(np.array(["x", "y", "x", "x"])).tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int64, np.uint64])
+def test_sorted_distinct_is_np_unique(dtype):
+    """Epoch numbers are made distinct without np.unique (whose first call imports numpy.ma):
+    the same values in the same order, for empty, one-valued and extreme arrays."""
+    from lossacc_cli.readers.validate import sorted_distinct
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    cases = [np.empty(0, dtype), np.array([info.max], dtype), np.full(5, info.min, dtype),
+             rng.integers(info.min, info.max, size=400, dtype=dtype, endpoint=True),
+             rng.integers(0, 7, size=1000).astype(dtype)]
+    for values in cases:
+        found = sorted_distinct(values)
+        assert found.dtype == values.dtype
+        assert found.tolist() == np.unique(values).tolist()

@@ -22,9 +22,8 @@ from lossacc_cli.analysis.run import epochs_to_reduce, load_run
 from lossacc_cli.cli.app import app
 from lossacc_cli.cli.loading import collapse_notes
 from lossacc_cli.metrics.vectors import clipped_rows, from_binary_prob, from_probs
-from lossacc_cli.render.calibration import calibration_json
+from lossacc_cli.render.bodies import calibration_json, outliers_json
 from lossacc_cli.render.jsonout import document, dumps
-from lossacc_cli.render.outliers import outliers_json
 from lossacc_cli.report_dict import rise_dict
 
 runner = CliRunner()

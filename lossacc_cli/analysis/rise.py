@@ -21,6 +21,7 @@ import numpy as np
 
 from lossacc_cli.analysis.align import common_rows
 from lossacc_cli.analysis.run import Run
+from lossacc_cli.metrics.epoch_summary import median
 from lossacc_cli.metrics.ranking import largest_first, shortest_prefix
 
 GROUPS = ("correct at both", "fixed", "broken", "wrong at both")
@@ -272,8 +273,8 @@ def decompose(run: Run, from_epoch: int, to_epoch: int) -> Rise | None:
         loss_to=float(lb.mean()),
         recalibrated_from=recal_a,
         recalibrated_to=recal_b,
-        median_from=float(np.median(la)),
-        median_to=float(np.median(lb)),
+        median_from=median(la),
+        median_to=median(lb),
         accuracy_from=float(ca.mean()),
         accuracy_to=float(cb.mean()),
         total=total,

@@ -42,6 +42,7 @@ import numpy as np
 
 from lossacc_cli.analysis.rise import Rise
 from lossacc_cli.analysis.run import Run
+from lossacc_cli.metrics.epoch_summary import sorted_quantiles
 
 MAX_CANDIDATES = 24
 """At most this many epochs (the lowest) compete for the minimum in the draws."""
@@ -256,7 +257,7 @@ def pick_min_bootstrap(means: np.ndarray, *, jitter: float, cov: np.ndarray | No
         noise += rng.multivariate_normal(np.zeros(m), cov, size=draws, method="eigh")
     observed = float(means[-1] - means[:-1].min())
     pivot = noise[:, -1] - noise[:, :-1].min(axis=1)
-    lo_q, hi_q = np.quantile(pivot, [(1 - level) / 2, (1 + level) / 2])
+    lo_q, hi_q = sorted_quantiles(np.sort(pivot), [(1 - level) / 2, (1 + level) / 2])
     return float(observed - pivot.mean()), float(observed - hi_q), float(observed - lo_q)
 
 

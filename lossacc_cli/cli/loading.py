@@ -24,7 +24,6 @@ def load(opts: Shared, *, progress: bool = True, inputs: tuple = (), epochs: tup
     """
     path = resolve_path(opts.path)
     check_output(opts.output, path, (opts.class_names, *inputs))
-    err = stderr_console()
     names = load_class_names(opts.class_names)
     options = opts.read_options()
     jobs = worker_count(opts.jobs)
@@ -32,7 +31,7 @@ def load(opts: Shared, *, progress: bool = True, inputs: tuple = (), epochs: tup
     if progress and _stderr_is_terminal():  # a real terminal: FORCE_COLOR must not put frames in CI logs
         from rich.progress import Progress
 
-        with Progress(console=err, transient=True) as bar:
+        with Progress(console=stderr_console(), transient=True) as bar:
             task = bar.add_task("reading epochs", total=None)
             run = load_run(path, options, jobs=jobs, cache=cache, epochs=epochs,
                            on_epoch=lambda done, total: bar.update(task, completed=done, total=total))

@@ -11,12 +11,14 @@ import io
 import os
 import sys
 from collections.abc import Callable
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from lossacc_cli.cli.options import ColorChoice, Format
 from lossacc_cli.cli.output import Inert, emit
 from lossacc_cli.render.jsonout import document, dump_parts
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 UNWRAPPED = 1 << 16
 """The width plain output is laid out at: wide enough that nothing wraps."""
@@ -39,6 +41,8 @@ def colour_wanted(color: ColorChoice) -> bool:
 
 def plain_text(renderable, *, colour: bool = False) -> str:
     """The renderable laid out for a pipe or a file: unwrapped, without trailing spaces."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(file=buffer, width=UNWRAPPED, color_system="standard" if colour else None,
                       force_terminal=colour, highlight=False, emoji=False)
@@ -47,6 +51,8 @@ def plain_text(renderable, *, colour: bool = False) -> str:
 
 
 def terminal_console(color: ColorChoice) -> Console:
+    from rich.console import Console
+
     if color is ColorChoice.never or (color is ColorChoice.auto and os.environ.get("NO_COLOR")):
         return Console(color_system=None, highlight=False)
     return Console(highlight=False, force_terminal=True if color is ColorChoice.always else None)
@@ -55,7 +61,7 @@ def terminal_console(color: ColorChoice) -> Console:
 def respond(command: str, fmt: Format, output: str | None, body: Callable[[], dict], view,
             color: ColorChoice = ColorChoice.auto) -> None:
     """Print (or write to ``output``) the JSON document from ``body()`` or the view from
-    ``view(plain)``."""
+    ``view(plain)`` (a JSON report never imports rich: ``view`` imports its renderer)."""
     if fmt is Format.json:
         emit(None, dump_parts(document(command, body())), output=output)
         return

@@ -186,7 +186,7 @@ def _rank_bins(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray):
     tied = np.flatnonzero(values == np.append(cuts, np.nan)[bins])
     first = bins[tied]
     at_or_below = np.cumsum(np.bincount(bins, minlength=cuts.size + 1))  # values <= cuts[j]
-    for j in np.unique(first).tolist():
+    for j in np.flatnonzero(np.bincount(first)).tolist():  # the distinct cuts, in order
         rows = tied[first == j]  # every value equal to cuts[j], in sample order
         ranks = (at_or_below[j] - rows.size) + np.arange(rows.size)
         bins[rows] = np.searchsorted(starts, ranks, side="right") - 1

@@ -87,6 +87,25 @@ def sorted_quantiles(ordered: np.ndarray, q) -> np.ndarray:
     return out
 
 
+def median(values: np.ndarray) -> float:
+    """``np.median(values)`` of a 1-D float array, bit for bit, from the same partition (the
+    middle one or two order statistics, and the maximum: NaN when a value is NaN), without the
+    import of ``numpy.ma`` that np.median and np.quantile make on their first call (15-20 ms).
+
+    >>> median(np.array([4.0, 1.0, 2.0, 8.0]))
+    3.0
+    """
+    n = values.shape[0]
+    if n == 0:
+        return float("nan")
+    half = n // 2
+    middle = (half,) if n % 2 else (half - 1, half)
+    part = np.partition(values, sorted({*middle, n - 1}))
+    if np.isnan(part[-1]):
+        return float("nan")
+    return float(part[half] if n % 2 else (part[half - 1] + part[half]) / 2)
+
+
 @dataclass(frozen=True)
 class EpochSummary:
     """Every per-epoch number of the analyze table. Losses in nats; NaN where unavailable.

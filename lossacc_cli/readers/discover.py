@@ -34,7 +34,7 @@ from lossacc_cli.errors import InputError, input_error
 from lossacc_cli.readers import npz
 from lossacc_cli.readers.files import describe, not_regular, open_regular
 from lossacc_cli.readers.model import EpochSource, ReadOptions
-from lossacc_cli.readers.validate import display_path, file_error
+from lossacc_cli.readers.validate import display_path, file_error, sorted_distinct
 
 FORMATS = {".parquet": "parquet", ".npz": "npz"}
 _EPOCH_FOLDER = re.compile(r"epoch=([0-9]+)")
@@ -384,5 +384,5 @@ def _long_folder(root: str, paths: list[str]) -> list[EpochSource]:
                 hint="or name the files by epoch (epoch_012.parquet) to read one epoch per file",
             )
         found.append(values)
-    epochs = np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
+    epochs = sorted_distinct(np.concatenate(found)) if found else np.empty(0, np.int64)
     return [EpochSource(int(e), root, "long") for e in epochs.tolist()]

@@ -61,6 +61,19 @@ def file_error(label: str, what: str, exc: BaseException | str) -> InputError:
     return InputError(f"{label}: cannot read {what}: {reason}")
 
 
+def sorted_distinct(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of a 1-D integer array, without the import of ``numpy.ma`` that
+    np.unique makes on its first call (15-20 ms of start-up).
+
+    >>> sorted_distinct(np.array([3, 1, 3, 2])).tolist()
+    [1, 2, 3]
+    """
+    ordered = np.sort(values)
+    keep = np.ones(ordered.shape[0], dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def epoch_numbers(values: np.ndarray, label: str, name: str = "epoch") -> np.ndarray:
     """The sorted distinct epoch numbers in ``values``, as int64.
 
@@ -69,7 +82,7 @@ def epoch_numbers(values: np.ndarray, label: str, name: str = "epoch") -> np.nda
     """
     if values.dtype.kind not in "iu":
         raise input_error(label, name, f"must be integers, found {values.dtype}", hint="cast to int64")
-    found = np.unique(values)
+    found = sorted_distinct(values)
     if found.dtype.kind == "u" and found.size and found[-1] > np.iinfo(np.int64).max:
         raise input_error(
             label, name, f"epoch {int(found[-1])} is beyond the int64 range (at most 2**63 - 1)"

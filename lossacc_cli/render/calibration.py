@@ -1,4 +1,4 @@
-"""`calibration` -> rich renderables and the JSON body."""
+"""`calibration` -> rich renderables (its JSON body: :mod:`.bodies`)."""
 
 from __future__ import annotations
 
@@ -69,35 +69,3 @@ def calibration_lines(rep: CalibrationReport) -> Text:
 
 def calibration_renderable(rep: CalibrationReport, *, plain: bool):
     return Group(calibration_lines(rep), reliability_rows(rep, plain=plain))
-
-
-def _table_json(tab) -> list[dict]:
-    return [
-        {"lower": tab.lower[b], "upper": tab.upper[b], "count": tab.count[b], "confidence": tab.confidence[b],
-         "accuracy": tab.accuracy[b], "gap": tab.gap[b]}
-        for b in range(len(tab.count))
-    ]
-
-
-def calibration_json(rep: CalibrationReport) -> dict:
-    s = rep.summary
-    return {
-        "epoch": rep.epoch,
-        "n_samples": s.n_samples,
-        "accuracy": s.accuracy,
-        "mean_confidence": s.mean_confidence,
-        "overconfidence_gap": s.overconfidence_gap,
-        "ece_equal_width_15": s.ece,
-        "ece_equal_mass_15": s.adaptive_ece,
-        "mce_equal_width_15": s.mce,
-        "classwise_ece_15": s.classwise_ece,
-        "smooth_ece": rep.smooth_ece,
-        "smooth_ece_sigma": rep.smooth_ece_sigma,
-        "temperature": s.temperature,
-        "temperature_at_bound": s.temperature_at_bound,
-        "loss": s.loss,
-        "calibration_loss": rep.calibration_loss,
-        "refinement_loss": rep.refinement_loss,
-        "reliability_equal_width": _table_json(rep.equal_width),
-        "reliability_equal_mass": _table_json(rep.equal_mass),
-    }

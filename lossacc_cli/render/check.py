@@ -1,15 +1,12 @@
-"""`check` results -> table, JSON body, GitHub Actions annotations, JUnit XML."""
+"""`check` results -> table, GitHub Actions annotations, JUnit XML, Markdown (the JSON body:
+:mod:`.bodies`)."""
 
 from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
 
-from rich.console import Group
-from rich.text import Text
-
 from lossacc_cli.analysis.check import CheckResult
-from lossacc_cli.render.style import new_table
 
 
 def _value(v) -> str:
@@ -17,6 +14,11 @@ def _value(v) -> str:
 
 
 def check_renderable(res: CheckResult, *, plain: bool):
+    from rich.console import Group  # the table alone needs rich: the other formats are text
+    from rich.text import Text
+
+    from lossacc_cli.render.style import new_table
+
     t = new_table(f"lossacc check: {res.path}, epoch {res.epoch}", plain=plain)
     for col in ("result", "rule", "value", "threshold", "detail"):
         t.add_column(col, justify="right" if col in ("value", "threshold") else "left")
@@ -26,11 +28,6 @@ def check_renderable(res: CheckResult, *, plain: bool):
     failed = sum(not r.passed for r in res.rules)
     tail = Text(f"{len(res.rules) - failed} passed, {failed} failed\n")
     return Group(t, tail)
-
-
-def check_json(res: CheckResult, warnings) -> dict:
-    return {"path": res.path, "epoch": res.epoch, "passed": res.passed, "rules": list(res.rules),
-            "warnings": list(warnings)}
 
 
 def _escape_property(text: str) -> str:

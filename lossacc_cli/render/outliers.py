@@ -1,4 +1,4 @@
-"""`outliers` -> rich renderables and the JSON body."""
+"""`outliers` -> rich renderables (its JSON body: :mod:`.bodies`)."""
 
 from __future__ import annotations
 
@@ -58,19 +58,3 @@ def outliers_renderable(rep: OutlierReport, names, *, plain: bool):
         else "No outlying samples by this rule.\n"
     )
     return Group(head, histogram_table(rep, plain=plain), t, tail)
-
-
-def outliers_json(rep: OutlierReport) -> dict:
-    return {
-        "epoch": rep.epoch,
-        "n_samples": rep.n_samples,
-        "loss": rep.loss,
-        "quantiles": rep.quantiles,
-        "top1pct_share": rep.top1pct_share,
-        "top10_share": rep.top10_share,
-        "histogram": list(rep.histogram),
-        "n_outliers": rep.n_outliers,
-        "outliers_loss_share": rep.outliers_loss_share,
-        "loss_without_outliers": rep.loss_without,
-        "outliers": list(rep.outliers),
-    }

@@ -28,7 +28,6 @@ def analyze(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None, br
     """
     from lossacc_cli.cli.loading import load
     from lossacc_cli.cli.respond import respond
-    from lossacc_cli.render.analyze import render
     from lossacc_cli.report import analyze_run
 
     with cli_errors(opts.debug):
@@ -45,5 +44,11 @@ def analyze(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None, br
             return
         run = load(opts, progress=opts.fmt is Format.table)
         report = analyze_run(run, from_epoch=from_epoch, to_epoch=to_epoch)
-        respond("analyze", opts.fmt, opts.output, lambda: report.json_body(top=opts.top),
-                lambda plain: render(report, top=opts.top, plain=plain, brief=brief), opts.color)
+
+        def view(plain: bool):
+            from lossacc_cli.render.analyze import render
+
+            return render(report, top=opts.top, plain=plain, brief=brief)
+
+        respond("analyze", opts.fmt, opts.output, lambda: report.json_body(top=opts.top), view,
+                opts.color)

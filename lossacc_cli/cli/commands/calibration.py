@@ -15,10 +15,16 @@ def calibration(opts: Shared, epoch: EpochOpt = "last") -> None:
     from lossacc_cli.analysis.calibration import calibration_report
     from lossacc_cli.cli.loading import load
     from lossacc_cli.cli.respond import respond
-    from lossacc_cli.render.calibration import calibration_json, calibration_renderable
+    from lossacc_cli.render.bodies import calibration_json
 
     with cli_errors(opts.debug):
         run = load(opts, progress=opts.fmt is Format.table, epochs=(epoch,))
         rep = calibration_report(run, run.resolve_epoch(epoch, option="--epoch"))
-        respond("calibration", opts.fmt, opts.output, lambda: calibration_json(rep),
-                lambda plain: calibration_renderable(rep, plain=plain), opts.color)
+
+        def view(plain: bool):
+            from lossacc_cli.render.calibration import calibration_renderable
+
+            return calibration_renderable(rep, plain=plain)
+
+        respond("calibration", opts.fmt, opts.output, lambda: calibration_json(rep), view,
+                opts.color)

@@ -62,7 +62,8 @@ def check(
         from lossacc_cli.analysis.check import evaluate
         from lossacc_cli.cli.loading import load
         from lossacc_cli.cli.output import emit, is_plain, stdout_console
-        from lossacc_cli.render.check import check_github, check_json, check_junit, check_markdown, check_renderable
+        from lossacc_cli.render.bodies import check_json
+        from lossacc_cli.render.check import check_github, check_junit, check_markdown, check_renderable
         from lossacc_cli.render.jsonout import document, dump_parts
         from lossacc_cli.report import analyze_run
 

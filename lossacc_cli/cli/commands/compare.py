@@ -13,11 +13,9 @@ def compare(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None) ->
 
     Default: from the lowest-loss epoch to the last. Example: lossacc compare --from 12 --to last preds/
     """
-    from rich.console import Group
     from lossacc_cli.analysis.compare import compare_epochs
     from lossacc_cli.cli.loading import load
     from lossacc_cli.cli.respond import respond
-    from lossacc_cli.render.rise import rise_lines, rise_section
     from lossacc_cli.report_dict import rise_dict
 
     with cli_errors(opts.debug):
@@ -26,6 +24,14 @@ def compare(opts: Shared, from_epoch: FromOpt = None, to_epoch: ToOpt = None) ->
         a = run.resolve_epoch(shown[0], option="--from")
         b = run.resolve_epoch(shown[1], option="--to")
         both = compare_epochs(run, a, b)
-        respond("compare", opts.fmt, opts.output, lambda: rise_dict(run, both, opts.top),
-                lambda plain: Group(rise_lines(both.rise, None, picked=False),
-                                    rise_section(run, both, top=opts.top, plain=plain)), opts.color)
+
+        def view(plain: bool):
+            from rich.console import Group
+
+            from lossacc_cli.render.rise import rise_lines, rise_section
+
+            return Group(rise_lines(both.rise, None, picked=False),
+                         rise_section(run, both, top=opts.top, plain=plain))
+
+        respond("compare", opts.fmt, opts.output, lambda: rise_dict(run, both, opts.top), view,
+                opts.color)

@@ -15,10 +15,15 @@ def outliers(opts: Shared, epoch: EpochOpt = "last") -> None:
     from lossacc_cli.analysis.outliers import outlier_report
     from lossacc_cli.cli.loading import load
     from lossacc_cli.cli.respond import respond
-    from lossacc_cli.render.outliers import outliers_json, outliers_renderable
+    from lossacc_cli.render.bodies import outliers_json
 
     with cli_errors(opts.debug):
         run = load(opts, progress=opts.fmt is Format.table, epochs=(epoch,))
         rep = outlier_report(run, run.resolve_epoch(epoch, option="--epoch"), top=opts.top)
-        respond("outliers", opts.fmt, opts.output, lambda: outliers_json(rep),
-                lambda plain: outliers_renderable(rep, run.class_names, plain=plain), opts.color)
+
+        def view(plain: bool):
+            from lossacc_cli.render.outliers import outliers_renderable
+
+            return outliers_renderable(rep, run.class_names, plain=plain)
+
+        respond("outliers", opts.fmt, opts.output, lambda: outliers_json(rep), view, opts.color)
