@@ -83,6 +83,37 @@ def test_comparison_does_not_depend_on_row_order():
     assert _top(run, shuffled)[0] == "s0"
 
 
+def test_epochs_in_id_order_are_decomposed_as_shuffled_ones_are_bit_for_bit():
+    """Files in id-table order are decomposed without gathering (the epochs' own vectors, read-only);
+    the same run with the later file shuffled gathers: the same numbers, bit for bit."""
+    rng = np.random.default_rng(5)
+    n, k = 500, 5
+    labels = rng.integers(0, k, n)
+    z1, z2 = rng.normal(size=(n, k)) * 2, rng.normal(size=(n, k)) * 4
+    z1[np.arange(n), labels] += 2
+    ids = np.array([f"s{i}" for i in range(n)], dtype=object)
+    perm = rng.permutation(n)
+    first = epoch(z1, labels, epoch_no=1, ids=ids)
+    in_order = build_run("r", [first, epoch(z2, labels, epoch_no=2, ids=ids)])
+    shuffled = build_run("r", [first, epoch(z2[perm], labels[perm], epoch_no=2, ids=ids[perm])])
+    a, b = decompose(in_order, 1, 2), decompose(shuffled, 1, 2)
+    assert a.in_order and not b.in_order
+    assert not a.labels.flags.writeable and a.labels.base is not None  # a view of the epoch's labels
+    assert np.array_equal(a.at_to(in_order.record(2).stats.loss), b.at_to(shuffled.record(2).stats.loss))
+    for name in ("value", "loss_from", "loss_to", "recalibrated_from", "recalibrated_to", "median_from",
+                 "median_to", "accuracy_from", "accuracy_to"):
+        assert getattr(a, name) == getattr(b, name), name
+    assert np.array_equal(a.labels, b.labels) and np.array_equal(a.group, b.group)
+    for pa, pb in zip(a.parts(), b.parts()):
+        assert np.array_equal(pa.per_sample, pb.per_sample)
+        assert (pa.value, pa.increase, pa.groups, pa.classes, pa.concentration) == (
+            pb.value, pb.increase, pb.groups, pb.classes, pb.concentration)
+    assert class_stats(in_order, a) == class_stats(shuffled, b)
+    same = decompose(in_order, 2, 2)  # one epoch against itself: nothing changes
+    assert same.value == 0 and same.median_from == same.median_to
+    assert class_stats(in_order, same)[0].loss_from == class_stats(in_order, same)[0].loss_to
+
+
 def test_ids_missing_from_one_epoch_are_excluded_and_reported():
     run = _one_bad_sample_run(drop_b=[4])
     c = decompose(run, 1, 2)

@@ -239,3 +239,28 @@ def test_flat_records_write_as_the_list_of_asdicts():
                                  ({"classes": table}, {"classes": rows})):
             expected = json.dumps(document("x", as_lists), indent=2, allow_nan=False) + "\n"
             assert dumps(document("x", nested)) == expected
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_a_document_is_printable_ascii_whatever_its_strings_hold(monkeypatch, arrow):
+    """The JSON is shown without a further escaping pass: every character a terminal could act on
+    (C0 and C1 controls, DEL, line separators, bidirectional overrides, lone surrogates from
+    undecodable file names) and every non-ASCII one is escaped by the encoder, in keys, in values
+    and in long tables written by Arrow's kernels, and the text reads back as the same strings."""
+    import lossacc_cli.render.jsonout as jsonout
+
+    hostile = [chr(c) for c in (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029,
+                                0x202E, 0x2066, 0x061C, 0xDC80, 0xE9, 0x1F600)]
+    rng = np.random.default_rng(11)
+    ids = np.array([f"s{i}" + "".join(rng.choice(hostile, 3)) for i in range(300)], dtype=object)
+    table = Records({"id": ids, "x": rng.normal(size=300), "k\x1b[2J": np.arange(300)})
+    doc = document("analyze", {"path": "".join(hostile), "samples": table, "".join(hostile): 1})
+    if arrow:
+        monkeypatch.setattr(jsonout, "ARROW_MIN_ROWS", 1)
+        monkeypatch.setattr(jsonout, "ARROW_CHUNK_ROWS", 64)
+    text = "".join(jsonout.dump_parts(doc))
+    assert set(text) <= {chr(c) for c in range(0x20, 0x7F)} | {"\n"}
+    back = json.loads(text)
+    assert back["path"] == "".join(hostile) and back["".join(hostile)] == 1
+    assert [row["id"] for row in back["samples"]] == ids.tolist()
+    assert jsonout.SHOWN_AS_IT_IS

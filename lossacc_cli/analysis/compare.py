@@ -45,17 +45,21 @@ def _class_ece(confidence, correct, labels, n_classes: int, n_bins: int = 15) ->
 def class_stats(run: Run, rise: Rise) -> tuple[ClassStats, ...]:
     """Per class, in the order of the classes' contributions to the rise."""
     sa, sb = run.record(rise.from_epoch).stats, run.record(rise.to_epoch).stats
-    ia, ib, labels, k = rise.index_from, rise.index_to, rise.labels, run.n_classes
+    labels, k = rise.labels, run.n_classes
     count = np.bincount(labels, minlength=k)
 
     def mean_by_class(values):
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.bincount(labels, weights=values.astype(np.float64), minlength=k) / count
 
-    loss_from, loss_to = mean_by_class(sa.loss[ia]), mean_by_class(sb.loss[ib])
-    acc_from, acc_to = mean_by_class(sa.correct[ia]), mean_by_class(sb.correct[ib])
-    ece_from = _class_ece(sa.confidence[ia], sa.correct[ia], labels, k)
-    ece_to = _class_ece(sb.confidence[ib], sb.correct[ib], labels, k)
+    def per_class(stats, at):
+        correct = at(stats.correct)
+        return (mean_by_class(at(stats.loss)), mean_by_class(correct),
+                _class_ece(at(stats.confidence), correct, labels, k))
+
+    loss_from, acc_from, ece_from = per_class(sa, rise.at_from)
+    same = rise.from_epoch == rise.to_epoch
+    loss_to, acc_to, ece_to = (loss_from, acc_from, ece_from) if same else per_class(sb, rise.at_to)
     return tuple(
         ClassStats(int(c), int(count[c]), float(loss_from[c]), float(loss_to[c]), float(acc_from[c]),
                    float(acc_to[c]), float(ece_from[c]), float(ece_to[c]))

@@ -105,7 +105,8 @@ class Rise:
     """The decomposed rise from epoch ``from_epoch`` to ``to_epoch`` over ``n`` samples.
 
     ``rows`` are the population's rows in the run's id table; ``index_from``/``index_to`` their
-    rows in each epoch's file. ``calibration``/``refinement`` are None when the epochs have no
+    rows in each epoch's file (``in_order``: all three are 0..n-1; :meth:`at_from`/:meth:`at_to`
+    then gather nothing). ``calibration``/``refinement`` are None when the epochs have no
     scores to rescale (compact form): then only ``total`` is located.
     """
 
@@ -130,6 +131,16 @@ class Rise:
     total: Part
     calibration: Part | None
     refinement: Part | None
+    in_order: bool = False
+
+    def at_from(self, values: np.ndarray) -> np.ndarray:
+        """The population's entries of a per-sample vector of the from epoch (in its file's
+        order): ``values[index_from]``, or ``values`` itself, read-only, when in order."""
+        return _population(values, self.index_from, self.in_order)
+
+    def at_to(self, values: np.ndarray) -> np.ndarray:
+        """The same for a vector of the to epoch."""
+        return _population(values, self.index_to, self.in_order)
 
     @property
     def value(self) -> float:
@@ -146,6 +157,14 @@ class Rise:
         """Positions (in the population) of the ``k`` samples whose loss changed most, largest
         first; ties keep the population's order. Every table of "samples most responsible" uses it."""
         return largest_first(self.total.per_sample, k)
+
+
+def _population(values: np.ndarray, index: np.ndarray, in_order: bool) -> np.ndarray:
+    if not in_order:
+        return values[index]
+    view = values.view()
+    view.flags.writeable = False  # shared with the epoch's record: never written through
+    return view
 
 
 def share(part: float, whole: float) -> float:
@@ -188,20 +207,18 @@ def _mean_without(loss_to: np.ndarray | None, taken: np.ndarray) -> float:
     return float((loss_to.sum() - loss_to[taken].sum()) / (loss_to.shape[0] - taken.shape[0]))
 
 
-def _groups(group: np.ndarray, x: np.ndarray, total: float) -> tuple[GroupPart, ...]:
+def _groups(group: np.ndarray, x: np.ndarray, total: float, counts: np.ndarray) -> tuple[GroupPart, ...]:
     n = x.shape[0]
     sums = np.bincount(group, weights=x, minlength=4)
-    counts = np.bincount(group, minlength=4)
     return tuple(
         GroupPart(name, int(counts[g]), float(sums[g] / n), share(float(sums[g] / n), total))
         for g, name in enumerate(GROUPS)
     )
 
 
-def _classes(labels: np.ndarray, x: np.ndarray, total: float, n_classes: int) -> tuple[ClassPart, ...]:
+def _classes(labels: np.ndarray, x: np.ndarray, total: float, counts: np.ndarray) -> tuple[ClassPart, ...]:
     n = x.shape[0]
-    counts = np.bincount(labels, minlength=n_classes)
-    sums = np.bincount(labels, weights=x, minlength=n_classes)
+    sums = np.bincount(labels, weights=x, minlength=counts.shape[0])
     mean_all = total
     rows = []
     for k in np.flatnonzero(counts):
@@ -220,7 +237,19 @@ def _classes(labels: np.ndarray, x: np.ndarray, total: float, n_classes: int) ->
     return tuple(rows)
 
 
-def _part(name: str, x: np.ndarray, labels, group, n_classes: int, loss_to: np.ndarray) -> Part:
+@dataclass(frozen=True, eq=False)
+class _Population:
+    """What every part of one rise is located by: each sample's label and outcome group, the
+    counts of both, and the loss at the to epoch."""
+
+    labels: np.ndarray
+    group: np.ndarray
+    class_counts: np.ndarray
+    group_counts: np.ndarray
+    loss_to: np.ndarray
+
+
+def _part(name: str, x: np.ndarray, pop: _Population) -> Part:
     n = x.shape[0]
     value = float(x.mean())
     return Part(
@@ -228,36 +257,46 @@ def _part(name: str, x: np.ndarray, labels, group, n_classes: int, loss_to: np.n
         value=value,
         per_sample=x,
         increase=float(np.maximum(x, 0.0).sum() / n),
-        groups=_groups(group, x, value),
-        classes=_classes(labels, x, value, n_classes),
-        concentration=concentration(x, loss_to=loss_to),
+        groups=_groups(pop.group, x, value, pop.group_counts),
+        classes=_classes(pop.labels, x, value, pop.class_counts),
+        concentration=concentration(x, loss_to=pop.loss_to),
     )
 
 
 def decompose(run: Run, from_epoch: int, to_epoch: int) -> Rise | None:
     """The rise ``from_epoch -> to_epoch`` over the ids present at both; None when they share none."""
     ra, rb = run.record(from_epoch), run.record(to_epoch)
-    rows, ia, ib = common_rows(ra, rb, len(run.ids))
+    rows, ia, ib, in_order = common_rows(ra, rb, len(run.ids))
     n = rows.shape[0]
     if n == 0:
         return None
     sa, sb = ra.stats, rb.stats
-    labels = ra.labels[ia]
-    la, lb = sa.loss[ia], sb.loss[ib]
-    ca, cb = sa.correct[ia], sb.correct[ib]
-    group = np.where(ca, np.where(cb, 0, 2), np.where(cb, 1, 3))
+
+    def at_a(values):
+        return _population(values, ia, in_order)
+
+    def at_b(values):
+        return _population(values, ib, in_order)
+
+    la, lb = at_a(sa.loss), at_b(sb.loss)
+    ca, cb = at_a(sa.correct), at_b(sb.correct)
+    labels = at_a(ra.labels)
+    group = 2 * ~cb + ~ca  # 0 correct at both, 1 fixed, 2 broken, 3 wrong at both (GROUPS)
+    pop = _Population(labels, group, np.bincount(labels, minlength=run.n_classes),
+                      np.bincount(group, minlength=4), lb)
     d = lb - la
-    total = _part(PART_NAMES[0], d, labels, group, run.n_classes, lb)
+    total = _part(PART_NAMES[0], d, pop)
     calibration = refinement = None
     recal_a = recal_b = float("nan")
     if sa.recal_loss is not None and sb.recal_loss is not None:
         # an epoch whose fit is not usable (T* at a search bound) keeps its scores as they are
-        ta = (sa.recal_loss if ra.summary.fit_usable else sa.loss)[ia]
-        tb = (sb.recal_loss if rb.summary.fit_usable else sb.loss)[ib]
+        ta = at_a(sa.recal_loss if ra.summary.fit_usable else sa.loss)
+        tb = at_b(sb.recal_loss if rb.summary.fit_usable else sb.loss)
         r = tb - ta
-        refinement = _part(PART_NAMES[2], r, labels, group, run.n_classes, lb)
-        calibration = _part(PART_NAMES[1], d - r, labels, group, run.n_classes, lb)
+        refinement = _part(PART_NAMES[2], r, pop)
+        calibration = _part(PART_NAMES[1], d - r, pop)
         recal_a, recal_b = float(ta.mean()), float(tb.mean())
+    median_from = median(la)
     return Rise(
         from_epoch=ra.epoch,
         to_epoch=rb.epoch,
@@ -273,11 +312,12 @@ def decompose(run: Run, from_epoch: int, to_epoch: int) -> Rise | None:
         loss_to=float(lb.mean()),
         recalibrated_from=recal_a,
         recalibrated_to=recal_b,
-        median_from=median(la),
-        median_to=median(lb),
+        median_from=median_from,
+        median_to=median_from if ra is rb else median(lb),
         accuracy_from=float(ca.mean()),
         accuracy_to=float(cb.mean()),
         total=total,
         calibration=calibration,
         refinement=refinement,
+        in_order=in_order,
     )

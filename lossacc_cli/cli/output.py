@@ -119,7 +119,8 @@ def emit(renderable, doc_text: str | Iterable[str] | None, *, output: str | None
          inert: bool = False) -> None:
     """Print the result (table renderable, or the text of a JSON/XML/... document) to stdout, or
     write it to ``output``. Control characters in ``doc_text`` are escaped, unless ``inert`` says
-    it was rendered through :class:`Inert` already (its escape codes are rich's own colours).
+    it holds none from the data: rendered through :class:`Inert` already (its escape codes are
+    rich's own colours), or a JSON document (its encoder escaped every character).
     ``doc_text`` may come in consecutive parts (a long JSON document), each written as it comes.
 
     Raises

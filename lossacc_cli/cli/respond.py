@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from lossacc_cli.cli.options import ColorChoice, Format
 from lossacc_cli.cli.output import Inert, emit
-from lossacc_cli.render.jsonout import document, dump_parts
+from lossacc_cli.render.jsonout import SHOWN_AS_IT_IS, document, dump_parts
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -63,7 +63,7 @@ def respond(command: str, fmt: Format, output: str | None, body: Callable[[], di
     """Print (or write to ``output``) the JSON document from ``body()`` or the view from
     ``view(plain)`` (a JSON report never imports rich: ``view`` imports its renderer)."""
     if fmt is Format.json:
-        emit(None, dump_parts(document(command, body())), output=output)
+        emit(None, dump_parts(document(command, body())), output=output, inert=SHOWN_AS_IT_IS)
         return
     to_file = bool(output) and output != "-"
     if to_file or not stdout_is_terminal():

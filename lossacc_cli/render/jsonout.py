@@ -11,6 +11,10 @@ import numpy as np
 
 SCHEMA_VERSION = 2
 
+SHOWN_AS_IT_IS = True
+"""A JSON document (:func:`dump_parts`) needs no escaping before it reaches a terminal or a file:
+the encoder escaped everything a terminal could act on (checked by the tests on hostile strings)."""
+
 
 class Records(Sequence):
     """Rows of a table held as columns until they are written: a sequence of dicts (one per row,
@@ -143,7 +147,12 @@ def dump_parts(doc: dict) -> Iterator[str]:
     """The text of :func:`dumps` in consecutive parts, a table's rows a chunk at a time, for a
     writer that writes each part as it comes: the whole document is never held (a million
     flagged samples: 71 MB of text, held once by :func:`dumps` and again by its encoding).
-    Anything that fails (a NaN outside a table) fails before the first part."""
+    Anything that fails (a NaN outside a table) fails before the first part.
+
+    The text holds printable ASCII and newlines only: every string (keys, values, a table's
+    strings) is written by json's encoder, which escapes every other character (``ensure_ascii``:
+    controls, DEL, non-ASCII, lone surrogates), and the rest is digits, punctuation and indents.
+    It is safe to show as it is (:data:`SHOWN_AS_IT_IS`)."""
     tables: dict[str, Records] = {}
 
     def mark(value):

@@ -64,7 +64,7 @@ def check(
         from lossacc_cli.cli.output import emit, is_plain, stdout_console
         from lossacc_cli.render.bodies import check_json
         from lossacc_cli.render.check import check_github, check_junit, check_markdown, check_renderable
-        from lossacc_cli.render.jsonout import document, dump_parts
+        from lossacc_cli.render.jsonout import SHOWN_AS_IT_IS, document, dump_parts
         from lossacc_cli.report import analyze_run
 
         cfg, source = _check_config(config, epoch, max_loss, min_accuracy, max_ece, max_loss_rise,
@@ -74,7 +74,8 @@ def check(
         result = evaluate(run, cfg, verdicts)
         output = opts.output
         if fmt is CheckFormat.json:
-            emit(None, dump_parts(document("check", check_json(result, run.notes))), output=output)
+            emit(None, dump_parts(document("check", check_json(result, run.notes))), output=output,
+                 inert=SHOWN_AS_IT_IS)
         elif fmt is CheckFormat.github:
             emit(None, check_github(result), output=output)
         elif fmt is CheckFormat.junit:
