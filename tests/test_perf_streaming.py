@@ -399,6 +399,6 @@ def test_the_temperature_fit_holds_no_power_sums_through_the_recalibration():
         peak = tracemalloc.get_traced_memory()[1] - start
     finally:
         tracemalloc.stop()
-    assert reducer.sums is None  # handed to the fit, which let them go
+    assert reducer.terms is None  # handed to the fit, which let them go
     assert np.isfinite(summary.recalibrated_loss) and stats.recal_loss.shape == (n,)
     assert peak <= 96 * n, f"{peak / n:.0f} bytes a sample"

@@ -136,6 +136,8 @@ class LabelQuality:
         The test behind ``noise``.
     learned : bool
         Predicted as its label with p[label] >= 0.5 at some epoch.
+    flagged_order : int64, shape (n_flagged,)
+        The flagged rows, lowest score first (ties in id-table order): :meth:`flagged_rows`.
     """
 
     score: np.ndarray
@@ -153,6 +155,7 @@ class LabelQuality:
     calibrated: bool
     evidence: NoiseEvidence
     learned: np.ndarray
+    flagged_order: np.ndarray
     never_learned_needed: float = 0.5
 
     @property
@@ -172,18 +175,26 @@ class LabelQuality:
         return int(self.flagged.sum())
 
     def flagged_rows(self) -> np.ndarray:
-        """Rows of the id table that are flagged, lowest score (most suspicious) first."""
-        rows = np.flatnonzero(self.flagged)
-        return rows[np.argsort(self.score[rows], kind="stable")]
+        """Rows of the id table that are flagged, lowest score (most suspicious) first (ties in
+        id-table order)."""
+        return self.flagged_order
 
 
-def _epoch_probs(record: EpochRecord, calibrated: bool) -> tuple[np.ndarray, np.ndarray]:
-    """p[label] and the top-label probability of one epoch, temperature-scaled when asked (and
-    the epoch's fit is usable: not at a search bound)."""
+def _p_label(record: EpochRecord, calibrated: bool) -> np.ndarray:
+    """p[label] of one epoch, temperature-scaled when asked (and the epoch's fit is usable: not at
+    a search bound)."""
     st = record.stats
-    if calibrated and record.summary.fit_usable:
-        return np.exp(-st.recal_loss), st.recal_confidence
-    return st.true_prob, st.confidence
+    return np.exp(-st.recal_loss) if _scaled(record, calibrated) else st.true_prob
+
+
+def _p_top(record: EpochRecord, calibrated: bool) -> np.ndarray:
+    """The top-label probability of one epoch, scaled as :func:`_p_label` is."""
+    st = record.stats
+    return st.recal_confidence if _scaled(record, calibrated) else st.confidence
+
+
+def _scaled(record: EpochRecord, calibrated: bool) -> bool:
+    return calibrated and record.summary.fit_usable
 
 
 _BINCOUNT_MAX = 1 << 22
@@ -238,7 +249,7 @@ def _accumulate(run: Run, calibrated: bool):
     for r in run.records:
         whole = r.rows.shape[0] == n_ids and np.array_equal(r.rows, everyone)
         at = slice(None) if whole else r.rows
-        p_label, _ = _epoch_probs(r, calibrated)
+        p_label = _p_label(r, calibrated)
         n_epochs[at] += 1
         label_sum[at] += p_label
         learned[at] |= r.stats.correct & (p_label >= 0.5)
@@ -253,7 +264,7 @@ def _accumulate(run: Run, calibrated: bool):
     )
     other_sum = np.zeros(n_ids)
     for r, pos, rows in zip(run.records, wrong_pos, wrong_rows, strict=True):
-        _, p_top = _epoch_probs(r, calibrated)
+        p_top = _p_top(r, calibrated)
         hit = r.stats.pred[pos] == other_class[rows]
         other_sum[rows[hit]] += p_top[pos[hit]]  # ids are unique within an epoch
     return labels, n_epochs, label_sum, other_class, other_count, other_sum, learned
@@ -289,13 +300,9 @@ def _estimated_count(labels, p_label, other_class, p_other, thresholds: np.ndarr
 
 
 def _lowest(score: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
-    """Mask of the k candidates with the lowest score (ties in id-table order)."""
+    """The rows of the k candidates with the lowest score, lowest first (ties in id-table order)."""
     rows = np.flatnonzero(candidates)
-    if k < rows.shape[0]:
-        rows = rows[np.argsort(score[rows], kind="stable")[:k]]
-    mask = np.zeros(score.shape[0], dtype=bool)
-    mask[rows] = True
-    return mask
+    return rows[np.argsort(score[rows], kind="stable")[:k]]
 
 
 def label_quality(run: Run, thresholds: LabelQualityThresholds = LabelQualityThresholds()) -> LabelQuality:
@@ -342,7 +349,9 @@ def label_quality(run: Run, thresholds: LabelQualityThresholds = LabelQualityThr
     scaled = thresholds.class_threshold_scale * np.nan_to_num(class_thresholds, nan=np.inf)
     confident, n_estimated = _estimated_count(labels, p_label, other_class, p_other, scaled)
     points_elsewhere = (other_class >= 0) & (p_other > p_label)
-    flagged = _lowest(score, points_elsewhere, int(math.floor(n_estimated + 0.5)))
+    flagged_order = _lowest(score, points_elsewhere, int(math.floor(n_estimated + 0.5)))
+    flagged = np.zeros(score.shape[0], dtype=bool)
+    flagged[flagged_order] = True
     return LabelQuality(
         score=score,
         likely_class=np.where(points_elsewhere, other_class, labels),
@@ -359,6 +368,7 @@ def label_quality(run: Run, thresholds: LabelQualityThresholds = LabelQualityThr
         calibrated=calibrated,
         evidence=noise_evidence(run, thresholds),
         learned=learned,
+        flagged_order=flagged_order,
         never_learned_needed=thresholds.noise_never_learned,
     )
 

@@ -1,8 +1,9 @@
 """One epoch's (N, K) scores reduced block by block, as they stream in.
 
 An :class:`EpochReducer` turns aligned chunks of rows into the per-sample vectors, the class-wise
-calibration sums and the power sums the temperature fit needs at T = 1, in one pass over each block
-of rows while it is in cache. Only the temperature fit needs the scores again: usually one more
+calibration sums and the terms the temperature fit needs at T = 1 (each row's loss and its
+derivatives in 1/T, from the block's power sums), in one pass over each block of rows while it is
+in cache. Only the temperature fit needs the scores again: usually one more
 exact pass (:func:`~lossacc_cli.metrics.temperature.fit_temperature_from_moments`) over the blocks
 the caller kept (memory-mapped rows or the decoded batches, never the file again). A compact
 summary of each row (its top-k scores, a few moments) cannot do: at T* the classes outside a row's
@@ -40,8 +41,7 @@ from lossacc_cli.metrics.temperature_search import (
     TemperatureFit,
     fit_temperature_from_moments,
     moments_of,
-    row_moments,
-    row_terms,
+    terms_into,
 )
 from lossacc_cli.metrics.vectors import (
     PROB_FLOOR,
@@ -138,7 +138,8 @@ class EpochReducer:
             self.margin = np.empty(n)
             self.z_top = np.empty(n)  # row maxima, so that temperature passes need not find them
             self.d_true = np.empty(n)
-            self.sums = np.empty((4, n))  # power sums at beta = 1, for the temperature fit
+            # each row's loss and its derivatives in beta at beta = 1, for the temperature fit
+            self.terms = tuple(np.empty(n) for _ in range(4))
         else:
             self.true_prob = np.empty(n)
 
@@ -198,8 +199,7 @@ class EpochReducer:
         self.confidence[rows] = confidence = 1.0 / (1.0 + rest)
         self.z_top[rows] = z_top
         self.d_true[rows] = d_true
-        self.sums[0, rows] = rest
-        self.sums[1:, rows] = sums
+        terms_into(1.0, rest, *sums, d_true, tuple(t[rows] for t in self.terms))
         at_top.put(d, -np.inf)
         runner_up = _row_max(d)
         if block.shape[1] > 1:
@@ -235,20 +235,19 @@ class EpochReducer:
         """T* from the moments at T = 1 (from the streaming pass for logits) and exact passes,
         with the per-sample loss and confidence at T*."""
         if self.kind == "logits":
-            at_one = row_moments(1.0, *self.sums, self.d_true)
             return temperature_passes(
-                "logits", self.labels, run_pass, at_one=at_one, z_top=self.z_top,
+                "logits", self.labels, run_pass, at_one=moments_of(self.terms), z_top=self.z_top,
                 d_true=self.d_true, top=self.pred, dtype=self.compute,
-                at_one_sums=self._hand_over_sums(), rows=True,
+                at_one_terms=self._hand_over_terms(), rows=True,
             )
         # z = ln max(p, eps): the first pass (at T = 1) finds its row maxima and true-class gaps
         return temperature_passes("probs", self.labels, run_pass, dtype=self.compute, rows=True)
 
-    def _hand_over_sums(self) -> np.ndarray:
-        """The power sums at beta = 1, given up to the temperature fit: it lets them go once an
-        exact pass has replaced them, so that they are not held through the recalibration."""
-        sums, self.sums = self.sums, None
-        return sums
+    def _hand_over_terms(self) -> tuple[np.ndarray, ...]:
+        """The terms at beta = 1, given up to the temperature fit: it lets them go once an exact
+        pass has replaced them, so that they are not held through the recalibration."""
+        terms, self.terms = self.terms, None
+        return terms
 
     # --- results -------------------------------------------------------------------------------
 
@@ -298,7 +297,7 @@ def temperature_passes(
     d_true: np.ndarray | None = None,
     top: np.ndarray | None = None,
     dtype=np.float64,
-    at_one_sums: np.ndarray | None = None,
+    at_one_terms: tuple[np.ndarray, ...] | None = None,
     rows: bool = False,
 ) -> TemperatureFit | tuple[TemperatureFit, Recalibrated]:
     """T* of (N, K) scores seen through ``run_pass``: each evaluation is one exact pass.
@@ -310,12 +309,12 @@ def temperature_passes(
     :func:`compute_dtype` of it, the sums over rows in float64.
 
     With ``rows``, also the per-sample loss and confidence at T* (:mod:`.recalibration`), from
-    the power sums of the last exact pass (``at_one_sums``, the (4, N) sums the streaming pass
-    made at T = 1, when no pass follows it), or from one more pass when T* is too far from it.
+    the row terms of the last exact pass (``at_one_terms``, those the streaming pass made at
+    T = 1, when no pass follows it), or from one more pass when T* is too far from it. Each pass
+    turns a block's power sums into its rows' terms while they are in cache.
     """
     n = labels.shape[0]
     compute = compute_dtype(dtype)
-    sums = np.empty((4, n))
     known = [z_top is not None and top is not None and d_true is not None]
     row_top = z_top if known[0] else np.empty(n)
     top_at = top if known[0] else np.empty(n, dtype=np.intp)
@@ -342,12 +341,14 @@ def temperature_passes(
         np.multiply(d, beta, out=w)
         np.exp(w, out=w)
         _Cells(ar, top_at[rows], w.shape[1]).put(w, 0.0)  # the top's own term is the 1 in 1 + rest
-        out = sums[:, rows]
+        out = work.power(r)
         out[0] = _row_sum(w, work.sums(r))
         _power_sums(w, d, scratch, out[1:], work.sums(r))
         if work.dtype != np.float64 and not np.isfinite(out).all():
             # float32 differences overflowed (scores beyond +-1.7e38): this block in float64
             block_sums(start, block, beta, _workspace(r, block.shape[1], work.order, np.float64))
+            return
+        terms_into(beta, *out, d_y[rows], tuple(t[rows] for t in current[0]))
 
     def evaluate(beta: float) -> Moments:
         def fn(start: int, chunk: np.ndarray) -> None:
@@ -358,18 +359,20 @@ def temperature_passes(
                 for offset in range(0, chunk.shape[0], step):
                     block_sums(start + offset, chunk[offset : offset + step], beta, work)
 
-        nonlocal at_one_sums
-        at_one_sums = None  # a pass replaces them (the recalibration reads the last pass's terms)
+        nonlocal at_one_terms
+        at_one_terms = None  # a pass replaces them (the recalibration reads the last pass's terms)
         last_rows[0] = None  # the last pass's terms go before this pass makes its own
+        current[0] = tuple(np.empty(n) for _ in range(4))
         run_pass(fn)
         known[0] = True
         last_beta[0] = beta
-        terms = row_terms(beta, *sums, d_y)
+        terms, current[0] = current[0], None
         last_rows[0] = terms if rows else None  # the recalibration expands the last pass's terms
         return moments_of(terms)
 
     last_beta = [None]
     last_rows = [None]
+    current = [None]  # the terms the running pass writes
 
     exact_start = compute == np.float64
     if not known[0]:  # the pass at T = 1 finds each row's top and true class
@@ -383,15 +386,15 @@ def temperature_passes(
     if not rows:
         return fit
     beta_star = 1.0 / fit.temperature
-    if at_one_sums is not None:  # no pass was made (a pass lets them go): the sums at T = 1
-        beta_l, terms = 1.0, row_terms(1.0, *at_one_sums, d_y)
+    if at_one_terms is not None:  # no pass was made (a pass lets them go): the terms at T = 1
+        beta_l, terms = 1.0, at_one_terms
     else:
         beta_l, terms = last_beta[0], last_rows[0]
-    at_one_sums = None
+    at_one_terms = None
     if beta_l is None or abs(beta_star - beta_l) > TAYLOR_MAX_STEP * beta_star:
+        terms = None  # let go before the pass makes its own
         evaluate(beta_star)
         beta_l, terms = beta_star, last_rows[0]
-    sums = None  # the terms hold what the recalibration needs: the pass's sums go before it
     last_rows[0] = None
     return fit, recalibrate(terms, beta_l, beta_star, d_y)
 
@@ -519,7 +522,12 @@ class _Workspace:
         )
         # float32 terms are summed from a float64 copy (see _row_sum)
         self.wide = None if self.dtype == np.float64 else np.empty((rows, cols), order=order)
+        self.four = np.empty((4, rows))  # a temperature pass's power sums of each row
         self.fit_in_float32 = self.wide is not None and order == "C" and cols <= FLOAT32_FIT_SUM_K
+
+    def power(self, r: int) -> np.ndarray:
+        """A (4, r) float64 block for the power sums of a temperature pass."""
+        return self.four[:, :r]
 
     def sums(self, r: int) -> np.ndarray | None:
         """The float64 buffer for :func:`_row_sum` (None when the work is float64 already)."""

@@ -68,18 +68,26 @@ def row_terms(beta: float, rest, s1, s2, s3, d_true) -> tuple[np.ndarray, np.nda
     ``ln s_0 = log1p(rest)`` keeps a near-certain row's loss."""
     # a cache-sized block at a time (the same values as whole-array expressions: elementwise)
     n = rest.shape[0]
-    f, g, var, third = (np.empty(n) for _ in range(4))
+    terms = tuple(np.empty(n) for _ in range(4))
     for start in range(0, n, MOMENT_BLOCK_ROWS):
         at = slice(start, start + MOMENT_BLOCK_ROWS)
-        s0 = 1.0 + rest[at]
-        m1 = s1[at] / s0
-        m2 = s2[at] / s0
-        m3 = s3[at] / s0
-        np.maximum(m2 - m1 * m1, 0.0, out=var[at])
-        third[at] = m3 - 3.0 * m1 * m2 + 2.0 * m1 * m1 * m1
-        f[at] = np.log1p(rest[at]) - beta * d_true[at]
-        g[at] = m1 - d_true[at]
-    return f, g, var, third
+        terms_into(beta, rest[at], s1[at], s2[at], s3[at], d_true[at], tuple(t[at] for t in terms))
+    return terms
+
+
+def terms_into(beta: float, rest, s1, s2, s3, d_true, out) -> None:
+    """:func:`row_terms` of one block of rows, written into ``out`` (four float64 arrays of the
+    block's length): what a pass over the scores computes for each block while its sums are in
+    cache, so that no (4, N) array of sums is ever held."""
+    f, g, var, third = out
+    s0 = 1.0 + rest
+    m1 = s1 / s0
+    m2 = s2 / s0
+    m3 = s3 / s0
+    np.maximum(m2 - m1 * m1, 0.0, out=var)
+    third[...] = m3 - 3.0 * m1 * m2 + 2.0 * m1 * m1 * m1
+    np.subtract(np.log1p(rest), beta * d_true, out=f)
+    np.subtract(m1, d_true, out=g)
 
 
 def row_moments(beta: float, rest, s1, s2, s3, d_true) -> Moments:
