@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import lossacc_cli.analysis.run as run_module
+import lossacc_cli.metrics.stream as stream_module
 import lossacc_cli.readers.npz as npz_module
 import lossacc_cli.readers.parquet as parquet_module
 from lossacc_cli.analysis.run import load_run, reduce_source
@@ -402,3 +403,38 @@ def test_the_temperature_fit_holds_no_power_sums_through_the_recalibration():
     assert reducer.terms is None  # handed to the fit, which let them go
     assert np.isfinite(summary.recalibrated_loss) and stats.recal_loss.shape == (n,)
     assert peak <= 96 * n, f"{peak / n:.0f} bytes a sample"
+
+
+def test_a_large_files_scores_are_decoded_by_the_system_allocator_and_let_go(tmp_path, monkeypatch):
+    # A file's reader decodes with the pool that was Arrow's default when it was opened: the
+    # system allocator (which hands each batch back to the process) is set before a large file
+    # is opened, and every batch being reduced lives in it, not in the default pool; once the last
+    # temperature pass is made the scores are let go, before the recalibration; the default pool
+    # is Arrow's own again after the stream. (Opened before the pool is set, the batches were
+    # decoded into the default pool and the system pool held none of them.)
+    monkeypatch.setattr(parquet_module, "SMALL_FILE_BYTES", 1 << 10)
+    rng = np.random.default_rng(2)
+    n, k = 30_000, 10
+    logits = rng.normal(size=(n, k)).astype(np.float32) * 3
+    table = pa.table({"sample_id": np.arange(n), "label": rng.integers(0, k, n),
+                      "logits": pa.FixedSizeListArray.from_arrays(logits.ravel(), k)})
+    pq.write_table(table, tmp_path / "epoch_001.parquet")
+    default = pa.default_memory_pool()
+    seen, released = [], []
+    reduce_chunk, recalibrate = stream_module.EpochReducer.reduce_chunk, stream_module.recalibrate
+
+    def spy_chunk(self, start, chunk):
+        seen.append((chunk.nbytes, pa.system_memory_pool().bytes_allocated(), chunk.base is not None))
+        return reduce_chunk(self, start, chunk)
+
+    def spy_recalibrate(*args):
+        released.append(pa.system_memory_pool().bytes_allocated())
+        return recalibrate(*args)
+
+    monkeypatch.setattr(stream_module.EpochReducer, "reduce_chunk", spy_chunk)
+    monkeypatch.setattr(stream_module, "recalibrate", spy_recalibrate)
+    load_run(str(tmp_path), ReadOptions(), jobs=1)
+    views = [s for s in seen if s[2]]  # the chunks that are batches' memory, not copies
+    assert views and all(system >= nbytes for nbytes, system, _ in views)
+    assert released and released[0] < logits.nbytes // 4  # the scores are gone
+    assert pa.default_memory_pool().backend_name == default.backend_name

@@ -371,7 +371,9 @@ def _reduce_stream(stream: EpochStream, threads: int) -> tuple[EpochSummary, Sam
             for future in [pool.submit(fn, start, chunk) for start, chunk in kept]:
                 future.result()
 
-        stats, summary = reducer.finish(run_pass)
+        # the scores go once the last pass is made: the recalibration and the summary need
+        # only the per-sample vectors (one epoch's scores less at the epoch's peak)
+        stats, summary = reducer.finish(run_pass, release=kept.clear)
     return summary, stats
 
 

@@ -231,17 +231,20 @@ class EpochReducer:
 
     # --- the temperature passes ----------------------------------------------------------------
 
-    def fit_temperature(self, run_pass: PassRunner) -> tuple[TemperatureFit, Recalibrated]:
+    def fit_temperature(self, run_pass: PassRunner, release: Callable[[], None] | None = None
+                        ) -> tuple[TemperatureFit, Recalibrated]:
         """T* from the moments at T = 1 (from the streaming pass for logits) and exact passes,
-        with the per-sample loss and confidence at T*."""
+        with the per-sample loss and confidence at T*; ``release`` is called once no pass will
+        follow (the caller lets the scores go)."""
         if self.kind == "logits":
             return temperature_passes(
                 "logits", self.labels, run_pass, at_one=moments_of(self.terms), z_top=self.z_top,
                 d_true=self.d_true, top=self.pred, dtype=self.compute,
-                at_one_terms=self._hand_over_terms(), rows=True,
+                at_one_terms=self._hand_over_terms(), rows=True, release=release,
             )
         # z = ln max(p, eps): the first pass (at T = 1) finds its row maxima and true-class gaps
-        return temperature_passes("probs", self.labels, run_pass, dtype=self.compute, rows=True)
+        return temperature_passes("probs", self.labels, run_pass, dtype=self.compute, rows=True,
+                                  release=release)
 
     def _hand_over_terms(self) -> tuple[np.ndarray, ...]:
         """The terms at beta = 1, given up to the temperature fit: it lets them go once an exact
@@ -272,9 +275,11 @@ class EpochReducer:
             clipped=clipped,
         )
 
-    def finish(self, run_pass: PassRunner) -> tuple[SampleStats, EpochSummary]:
-        """Per-sample vectors and summary, once every chunk has been reduced and merged."""
-        fit, recal = self.fit_temperature(run_pass)
+    def finish(self, run_pass: PassRunner, release: Callable[[], None] | None = None
+               ) -> tuple[SampleStats, EpochSummary]:
+        """Per-sample vectors and summary, once every chunk has been reduced and merged
+        (``release``: as for :meth:`fit_temperature`)."""
+        fit, recal = self.fit_temperature(run_pass, release)
         stats = with_recalibration(self.sample_stats(), recal)
         summary = summary_from_parts(
             epoch=self.epoch,
@@ -299,6 +304,7 @@ def temperature_passes(
     dtype=np.float64,
     at_one_terms: tuple[np.ndarray, ...] | None = None,
     rows: bool = False,
+    release: Callable[[], None] | None = None,
 ) -> TemperatureFit | tuple[TemperatureFit, Recalibrated]:
     """T* of (N, K) scores seen through ``run_pass``: each evaluation is one exact pass.
 
@@ -311,7 +317,8 @@ def temperature_passes(
     With ``rows``, also the per-sample loss and confidence at T* (:mod:`.recalibration`), from
     the row terms of the last exact pass (``at_one_terms``, those the streaming pass made at
     T = 1, when no pass follows it), or from one more pass when T* is too far from it. Each pass
-    turns a block's power sums into its rows' terms while they are in cache.
+    turns a block's power sums into its rows' terms while they are in cache. ``release`` is
+    called once the last pass is made, before the recalibration's own arrays are allocated.
     """
     n = labels.shape[0]
     compute = compute_dtype(dtype)
@@ -396,6 +403,8 @@ def temperature_passes(
         evaluate(beta_star)
         beta_l, terms = beta_star, last_rows[0]
     last_rows[0] = None
+    if release is not None:
+        release()
     return fit, recalibrate(terms, beta_l, beta_star, d_y)
 
 
