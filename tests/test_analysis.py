@@ -274,3 +274,19 @@ def test_calibration_report_shows_the_tables_the_summary_measured():
     # 1-2e-6 (gap 1-2e-6, weight .1): ECE = .09 + (1-2e-6)/10 = .1899998
     assert rep.summary.ece == pytest.approx(0.1899998, abs=1e-9)
     assert rep.summary.adaptive_ece == mass.ece() and rep.summary.mce == width.mce()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ranked_outliers_are_the_full_rankings_prefix(seed):
+    """The outlying samples come ranked (largest loss first, ties in file order) from the prefix
+    search itself: the same positions, in the same order, as ranking every loss and cutting where
+    the running sum reaches half of the total."""
+    from lossacc_cli.analysis.outliers import OUTLIER_LOSS_SHARE, ranked_outliers
+
+    rng = np.random.default_rng(seed)
+    loss = np.round(rng.exponential(size=20_000) ** 3, 2)  # heavy tail, many ties
+    order = np.argsort(-loss, kind="stable")
+    running = np.cumsum(loss[order])
+    k = int(np.searchsorted(running, OUTLIER_LOSS_SHARE * loss.sum() * (1 - 1e-12))) + 1
+    assert ranked_outliers(loss).tolist() == order[:k].tolist()
+    assert ranked_outliers(np.zeros(5)).shape == (0,)

@@ -61,14 +61,13 @@ class OutlierReport:
     outliers: tuple[OutlierSample, ...]
 
 
-def outlier_mask(loss: np.ndarray, share: float = OUTLIER_LOSS_SHARE) -> np.ndarray:
-    """Boolean mask of outlying losses (rule in OutlierReport's docstring); none when all losses are 0."""
-    mask = np.zeros(loss.shape, dtype=bool)
+def ranked_outliers(loss: np.ndarray, share: float = OUTLIER_LOSS_SHARE) -> np.ndarray:
+    """Positions of the outlying losses (rule in OutlierReport's docstring), largest first, ties
+    in position order; none when all losses are 0."""
     total = float(loss.sum())
     if total <= 0:
-        return mask
-    mask[shortest_prefix(loss, share * total * (1 - 1e-12))] = True
-    return mask
+        return np.zeros(0, dtype=np.intp)
+    return shortest_prefix(loss, share * total * (1 - 1e-12))
 
 
 def histogram(loss: np.ndarray) -> tuple[HistogramBin, ...]:
@@ -116,8 +115,7 @@ def loss_distribution(run: Run, epoch: int, *, top: int = 50) -> LossDistributio
     high = max(float(loss.max()), 1e-5)
     edges = np.geomspace(1e-6, high * (1 + 1e-12), LOG_BINS + 1)
     counts = np.bincount(clipped_bins(loss, edges), minlength=LOG_BINS)
-    idx = np.flatnonzero(outlier_mask(loss))
-    idx = idx[np.argsort(-loss[idx], kind="stable")][:top]
+    idx = ranked_outliers(loss)[:top]
     return LossDistribution(
         epoch=r.epoch,
         n_samples=int(loss.shape[0]),
@@ -134,9 +132,9 @@ def outlier_report(run: Run, epoch: int, *, top: int = 10) -> OutlierReport:
     s = r.stats
     loss = s.loss
     n = loss.shape[0]
-    mask = outlier_mask(loss)
-    idx = np.flatnonzero(mask)
-    idx = idx[np.argsort(-loss[idx], kind="stable")]
+    idx = ranked_outliers(loss)
+    mask = np.zeros(n, dtype=bool)
+    mask[idx] = True
     total = float(loss.sum())
     k = min(10, n)
     top10 = float(np.partition(loss, n - k)[n - k :].sum()) / total if total > 0 else float("nan")
