@@ -110,3 +110,24 @@ def test_the_fixed_point_is_the_bisected_root(seed):
     res = smooth_ece(f, y)
     assert res.sigma == pytest.approx(_bisected_fixed_point(f, y), abs=1e-9)
     assert res.value == pytest.approx(smooth_ece_at(f, y, res.sigma), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_grid_is_the_plain_expressions_bit_for_bit(seed):
+    """The residuals are spread onto the grid with temporaries reused in place: the same grid,
+    bit for bit, as the plain expressions (confidences of 0 and 1 and float32 ones included)."""
+    from lossacc_cli.metrics.smooth_ece import _grid_residuals
+
+    rng = np.random.default_rng(seed)
+    n, intervals = 50_001, 1 << 14
+    f = np.concatenate([rng.random(n - 4), [0.0, 1.0, 1.0 - 1e-17, 0.5]])
+    y = rng.random(n) < f
+    for conf in (f, f.astype(np.float32)):
+        c = np.clip(np.asarray(conf, dtype=np.float64), 0.0, 1.0)
+        r = (c - y.astype(np.float64)) / n
+        pos = c * intervals
+        left = np.minimum(pos.astype(np.int64), intervals - 1)
+        frac = pos - left
+        expected = np.bincount(left, weights=r * (1 - frac), minlength=intervals + 1)
+        expected += np.bincount(left + 1, weights=r * frac, minlength=intervals + 1)
+        assert np.array_equal(_grid_residuals(conf, y, intervals), expected)

@@ -71,9 +71,10 @@ def _console_class() -> type[Console]:
 def stdout_console() -> Console:
     """Rich decides colour and box-drawing from the terminal and NO_COLOR; piped output is given a
     wide fixed width so table rows are never wrapped (one record per line for awk/cut)."""
-    console = _console_class()()
+    console_class = _console_class()
+    console = console_class()
     if not console.is_terminal:
-        console = _console_class()(width=max(PLAIN_WIDTH, console.width))
+        console = console_class(width=max(PLAIN_WIDTH, console.width))
     return console
 
 

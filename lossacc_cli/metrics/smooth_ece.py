@@ -34,14 +34,24 @@ class SmoothECE:
 
 
 def _grid_residuals(confidence: np.ndarray, correct: np.ndarray, intervals: int) -> np.ndarray:
-    """Residuals (f - y) / N spread linearly onto the grid points t_j = j / intervals."""
+    """Residuals (f - y) / N spread linearly onto the grid points t_j = j / intervals.
+
+    Each full-length temporary is reused once it is done with (the values of the plain
+    expressions, operation for operation: at 5,000,000 samples the report's peak was this
+    function's nine temporaries)."""
     f = np.clip(np.asarray(confidence, dtype=np.float64), 0.0, 1.0)
-    r = (f - np.asarray(correct, dtype=np.float64)) / f.shape[0]
-    pos = f * intervals
-    left = np.minimum(pos.astype(np.int64), intervals - 1)
-    frac = pos - left
-    grid = np.bincount(left, weights=r * (1 - frac), minlength=intervals + 1)
-    grid += np.bincount(left + 1, weights=r * frac, minlength=intervals + 1)
+    r = f - np.asarray(correct, dtype=np.float64)
+    r /= f.shape[0]
+    pos = np.multiply(f, intervals, out=f)
+    left = pos.astype(np.int64)
+    np.minimum(left, intervals - 1, out=left)
+    frac = np.subtract(pos, left, out=pos)
+    weight = np.subtract(1, frac)
+    weight *= r  # r (1 - frac)
+    grid = np.bincount(left, weights=weight, minlength=intervals + 1)
+    np.multiply(r, frac, out=weight)
+    left += 1
+    grid += np.bincount(left, weights=weight, minlength=intervals + 1)
     return grid
 
 

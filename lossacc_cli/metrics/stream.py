@@ -3,9 +3,9 @@
 An :class:`EpochReducer` turns aligned chunks of rows into the per-sample vectors, the class-wise
 calibration sums and the terms the temperature fit needs at T = 1 (each row's loss and its
 derivatives in 1/T, from the block's power sums), in one pass over each block of rows while it is
-in cache. Only the temperature fit needs the scores again: usually one more
-exact pass (:func:`~lossacc_cli.metrics.temperature.fit_temperature_from_moments`) over the blocks
-the caller kept (memory-mapped rows or the decoded batches, never the file again). A compact
+in cache. Only the temperature fit needs the scores again: usually one more exact pass
+(:func:`~lossacc_cli.metrics.temperature.fit_temperature_from_moments`) over the blocks the caller
+kept (memory-mapped rows or the decoded batches, never the file again). A compact
 summary of each row (its top-k scores, a few moments) cannot do: at T* the classes outside a row's
 top 64 still carry a fifth of its softmax mass on the benchmark's 1,000-class data, where the fit
 must be right to 1e-6.
@@ -318,7 +318,8 @@ def temperature_passes(
     the row terms of the last exact pass (``at_one_terms``, those the streaming pass made at
     T = 1, when no pass follows it), or from one more pass when T* is too far from it. Each pass
     turns a block's power sums into its rows' terms while they are in cache. ``release`` is
-    called once the last pass is made, before the recalibration's own arrays are allocated.
+    called once the last pass is made (with ``rows``, before the recalibration's own arrays are
+    allocated).
     """
     n = labels.shape[0]
     compute = compute_dtype(dtype)
@@ -391,6 +392,8 @@ def temperature_passes(
         evaluate, at_one, true_is_top=not d_y.any(), tol=tol, exact_start=exact_start
     )
     if not rows:
+        if release is not None:
+            release()
         return fit
     beta_star = 1.0 / fit.temperature
     if at_one_terms is not None:  # no pass was made (a pass lets them go): the terms at T = 1
