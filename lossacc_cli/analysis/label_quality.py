@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lossacc_cli.analysis.align import in_id_order
 from lossacc_cli.analysis.run import EpochRecord, Run
 from lossacc_cli.metrics.per_sample import PROB_FLOOR
 
@@ -241,13 +242,12 @@ def _accumulate(run: Run, calibrated: bool):
     labels = np.full(n_ids, -1, dtype=np.int64)
     for r in reversed(run.records):  # the first epoch's label wins
         labels[r.rows] = r.labels
-    everyone = np.arange(n_ids)
     n_epochs = np.zeros(n_ids, dtype=np.int64)
     label_sum = np.zeros(n_ids)
     learned = np.zeros(n_ids, dtype=bool)
     wrong_pos, wrong_rows = [], []
     for r in run.records:
-        whole = r.rows.shape[0] == n_ids and np.array_equal(r.rows, everyone)
+        whole = in_id_order(r, n_ids)
         at = slice(None) if whole else r.rows
         p_label = _p_label(r, calibrated)
         n_epochs[at] += 1
